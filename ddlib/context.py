@@ -1,0 +1,63 @@
+"""What a condensed-set builder may use besides the data: the build context."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import torch
+import torch.nn as nn
+
+from .config import Profile
+from .cost import Meter
+from .data import Split
+from .registry import DDLibError
+from .store import Store
+
+
+@dataclass
+class Context:
+    """Shared services for selectors and distillers.
+
+    Attributes:
+        profile: sizes of the study (iterations, models, teacher).
+        store: where teachers and other artifacts are cached.
+        meter: the open cost meter of this build; ``teacher()`` charges to it.
+        quiet: hide progress bars.
+        teacher_checkpoint: a user's local teacher ``state_dict`` file, if any.
+        budget: the training budget (full-train-set epochs) the set is built for;
+            only builders marked ``uses_budget`` may read it (it is then part of
+            their cache key).
+    """
+
+    profile: Profile
+    store: Store
+    meter: Meter
+    quiet: bool = True
+    teacher_checkpoint: Optional[str] = None
+    budget: Optional[float] = None
+    _teachers: List[nn.Module] = field(default_factory=list)
+
+    def teacher(self, split: Split) -> nn.Module:
+        """The first teacher (trained or loaded once); its cost is charged to this build."""
+        if not self._teachers:
+            from .teachers import get_teachers
+
+            t0 = time.perf_counter()
+            models, cost = get_teachers(split, self.profile, self.store, 1, quiet=self.quiet,
+                                        checkpoint=self.teacher_checkpoint)
+            # a teacher trained just now is charged by its recorded cost, not twice
+            self.meter.excluded_seconds += time.perf_counter() - t0
+            self.meter.charge(cost)
+            self._teachers = models
+            self.meter.watch(models[0])
+        return self._teachers[0]
+
+
+def check_ipc(split: Split, ipc: int) -> None:
+    """Raise DDLibError if some class of the train pool has fewer than ``ipc`` samples."""
+    counts = torch.bincount(split.train_y, minlength=split.num_classes)
+    c = int(counts.argmin())
+    if ipc > int(counts[c]):
+        raise DDLibError(f"ipc {ipc} is larger than class {c} ({split.meta.classes[c]!r}), "
+                         f"which has {int(counts[c])} training samples")

@@ -1,0 +1,50 @@
+"""Coreset selection: plug-ins that return indices into the train pool.
+
+Every selector has one signature::
+
+    @register("name")
+    def select_name(train: Split, ipc: int, *, seed: int, ctx: Context, **hp) -> Tensor | (Tensor, Tensor)
+
+returning the chosen indices (and optionally per-sample scores).  The family
+function :func:`select` validates the IPC, opens the cost meter and packs the
+result into a :class:`Selection`.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from ..context import Context, check_ipc
+from ..cost import Cost, Meter
+from ..data import Split
+from ..registry import Registry
+
+CORESETS = Registry("coreset method")
+register = CORESETS.register
+
+
+@dataclass(frozen=True)
+class Selection:
+    """indices: (M,) int64 into the train pool; scores: (N,) per-sample or None."""
+
+    indices: torch.Tensor
+    scores: Optional[torch.Tensor]
+    cost: Cost
+
+
+def select(name: str, train: Split, ipc: int, *, seed: int, ctx: Context, **hp) -> Selection:
+    """Run selector ``name`` for ``ipc`` samples per class; cost measured around it."""
+    fn = CORESETS.get(name)
+    check_ipc(train, ipc)
+    with Meter(train.train_x.device) as meter:
+        ctx.meter = meter
+        out = fn(train, ipc, seed=seed, ctx=ctx, **hp)
+    idx, scores = out if isinstance(out, tuple) else (out, None)
+    return Selection(idx.cpu().long(), None if scores is None else scores.cpu(), meter.cost)
+
+
+for _m in ("random", "herding"):
+    importlib.import_module(f"{__name__}.{_m}")

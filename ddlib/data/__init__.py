@@ -1,0 +1,124 @@
+"""Datasets as device tensors: train pool / validation / test splits.
+
+``load(name, profile)`` returns a :class:`Split` whose tensors are normalised
+per channel with the train pool's statistics.  The validation split is carved
+from train with a fixed seed; the test split is for the final number only.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..registry import DDLibError
+from .sources import SOURCES, RawData, imagefolder
+
+SPLIT_SEED = 20260101  # fixed: splits never depend on the run seed
+TEST_FRACTION = 0.2  # share of a source without a test split held out for test
+
+
+@dataclass(frozen=True)
+class DatasetMeta:
+    name: str
+    num_classes: int
+    in_chans: int
+    img_size: int
+    classes: Tuple[str, ...]
+    mean: Tuple[float, ...]
+    std: Tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Normalised tensors: ``*_x`` (N, C, H, W) float32, ``*_y`` (N,) int64."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    meta: DatasetMeta
+
+    @property
+    def num_classes(self) -> int:
+        return self.meta.num_classes
+
+    def to(self, device) -> "Split":
+        t = {k: getattr(self, k).to(device) for k in
+             ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
+        return Split(**t, meta=self.meta)
+
+    def class_indices(self, c: int) -> torch.Tensor:
+        """Indices (into the train pool) of class ``c``, ascending."""
+        return torch.nonzero(self.train_y == c).flatten()
+
+
+def dataset_names():
+    return SOURCES.names() + ["imagefolder:PATH"]
+
+
+def _balanced_take(y: np.ndarray, per_class: int, rng: np.random.Generator):
+    """Split indices into (taken: ``per_class`` of each class, rest)."""
+    taken = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        if len(idx) < per_class:
+            raise DDLibError(f"class {c} has only {len(idx)} samples, {per_class} requested")
+        taken.append(rng.permutation(idx)[:per_class])
+    taken = np.sort(np.concatenate(taken))
+    rest = np.setdiff1d(np.arange(len(y)), taken)
+    return taken, rest
+
+
+def _raw(name: str) -> RawData:
+    if name.startswith("imagefolder:"):
+        return imagefolder(name.split(":", 1)[1])
+    return SOURCES.get(name)()
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cpu(name: str, pool_per_class: Optional[int], val_per_class: int,
+              test_limit: Optional[int]) -> Split:
+    raw = _raw(name)
+    rng = np.random.default_rng(SPLIT_SEED)
+    tx, ty, ex, ey = raw.train_x, raw.train_y, raw.test_x, raw.test_y
+    k = len(raw.classes)
+    if ex is None:  # carve a stratified test split
+        per = int(round(TEST_FRACTION * len(ty) / k))
+        te, tr = _balanced_take(ty, min(per, np.bincount(ty).min() // 2), rng)
+        tx, ty, ex, ey = tx[tr], ty[tr], tx[te], ty[te]
+    va, tr = _balanced_take(ty, val_per_class, rng)
+    vx, vy, tx, ty = tx[va], ty[va], tx[tr], ty[tr]
+    if pool_per_class is not None:
+        keep, _ = _balanced_take(ty, min(pool_per_class, int(np.bincount(ty).min())), rng)
+        tx, ty = tx[keep], ty[keep]
+    if test_limit is not None and test_limit < len(ey):
+        keep, _ = _balanced_take(ey, test_limit // k, rng)
+        ex, ey = ex[keep], ey[keep]
+    mean = tx.mean(axis=(0, 2, 3))
+    std = tx.std(axis=(0, 2, 3)) + 1e-8
+    norm = lambda a: torch.from_numpy(((a - mean[None, :, None, None]) / std[None, :, None, None])  # noqa: E731
+                                      .astype(np.float32))
+    meta = DatasetMeta(name, k, tx.shape[1], tx.shape[2], raw.classes,
+                       tuple(float(m) for m in mean), tuple(float(s) for s in std))
+    return Split(norm(tx), torch.from_numpy(ty), norm(vx), torch.from_numpy(vy), norm(ex),
+                 torch.from_numpy(ey), meta)
+
+
+def load(name: str, profile=None, device="cpu") -> Split:
+    """Load dataset ``name`` sized by ``profile`` (a Profile or its name) onto ``device``.
+
+    Raises:
+        DDLibError: unknown name, missing or corrupt files.
+    """
+    from ..config import PROFILES
+
+    prof = PROFILES.get(profile) if isinstance(profile, str) else profile
+    if prof is None:
+        prof = PROFILES.get("default")
+    split = _load_cpu(name, prof.pool_per_class, prof.val_per_class, prof.test_limit)
+    return split.to(device)

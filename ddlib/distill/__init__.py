@@ -1,0 +1,50 @@
+"""Dataset distillation: plug-ins that synthesise images and labels.
+
+Every distiller has one signature::
+
+    @register("name")
+    def distill_name(train: Split, ipc: int, *, seed: int, ctx: Context, **hp)
+        -> (images (K*ipc, C, H, W), labels (K*ipc,) or (K*ipc, K), extras dict)
+
+The family function :func:`distill` validates the IPC, opens the cost meter
+and packs the result into a :class:`SyntheticSet`.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Dict
+
+import torch
+
+from ..context import Context, check_ipc
+from ..cost import Cost, Meter
+from ..data import Split
+from ..registry import Registry
+
+DISTILLERS = Registry("distiller")
+register = DISTILLERS.register
+
+
+@dataclass(frozen=True)
+class SyntheticSet:
+    """images: (M, C, H, W) float32 (normalised like the data); labels: (M,) or (M, K)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    extras: Dict[str, Any] = field(default_factory=dict)
+    cost: Cost = field(default_factory=Cost)
+
+
+def distill(name: str, train: Split, ipc: int, *, seed: int, ctx: Context, **hp) -> SyntheticSet:
+    """Run distiller ``name`` for ``ipc`` images per class; cost measured around it."""
+    fn = DISTILLERS.get(name)
+    check_ipc(train, ipc)
+    with Meter(train.train_x.device) as meter:
+        ctx.meter = meter
+        images, labels, extras = fn(train, ipc, seed=seed, ctx=ctx, **hp)
+    return SyntheticSet(images.detach().cpu(), labels.detach().cpu(), extras, meter.cost)
+
+
+for _m in ("dm",):
+    importlib.import_module(f"{__name__}.{_m}")

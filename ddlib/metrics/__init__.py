@@ -1,0 +1,1 @@
+"""Statistics over runs (bootstrap CIs) and, later, condensed-set quality metrics."""

@@ -1,0 +1,147 @@
+"""One run end to end: config -> condensed set -> training -> evaluation -> row.
+
+The condensed set is cached by a *build key* that leaves out the regime and
+budget, so one set serves every regime and budget of a study.  A row already
+in the store is returned as is, never recomputed.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import subprocess
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from . import __version__
+from .config import PROFILES, PROTOCOLS, RunConfig, config_hash
+from .context import Context, check_ipc
+from .coresets import CORESETS, select
+from .cost import Cost, Meter
+from .data import Split, load
+from .data.sources import SOURCES
+from .distill import DISTILLERS, distill
+from .models import MODELS, create_model
+from .regimes import REGIMES, create_regime
+from .registry import DDLibError
+from .seeding import pick_device, stream_seed
+from .store import Store
+from .teachers import get_teachers
+from .train import evaluate, fit
+
+log = logging.getLogger("ddlib")
+
+
+def method_family(name: str) -> str:
+    """"coreset" or "distill"; unknown names raise with both families' lists."""
+    if name in CORESETS:
+        return "coreset"
+    if name in DISTILLERS:
+        return "distill"
+    raise DDLibError(f"unknown method {name!r}; coresets: {', '.join(CORESETS.names())}; "
+                     f"distillers: {', '.join(DISTILLERS.names())}")
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Resolve profile defaults and check every name; raises DDLibError on the first bad one."""
+    r = cfg.resolved()
+    if not r.dataset.startswith("imagefolder:"):
+        SOURCES.get(r.dataset)
+    method_family(r.method)
+    REGIMES.get(r.regime)
+    MODELS.get(r.model)
+    PROTOCOLS.get(r.protocol)
+    return r
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def uses_budget(method: str) -> bool:
+    """Whether the builder of ``method`` depends on the training budget (e.g. CAD-Prune)."""
+    reg = CORESETS if method_family(method) == "coreset" else DISTILLERS
+    return bool(getattr(reg.get(method), "uses_budget", False))
+
+
+def build_key(r: RunConfig) -> str:
+    """Cache key of a condensed set: no regime, and no budget unless the method uses it."""
+    cfg = {"dataset": r.dataset, "method": r.method, "ipc": r.ipc, "seed": r.seed,
+           "profile": r.profile, "hparams": dict(r.hparams), "version": __version__}
+    if uses_budget(r.method):
+        cfg["budget"] = r.budget
+    return config_hash(cfg)
+
+
+def condensed_set(r: RunConfig, split: Split, store: Store, quiet: bool = True
+                  ) -> Tuple[torch.Tensor, torch.Tensor, Cost]:
+    """Build (or load from cache) the condensed set of run ``r``: images, labels, cost."""
+    key = build_key(r)
+    art = store.load_artifact("condensed", key)
+    if art is None:
+        hp = {k: v for k, v in r.hparams if k != "teacher_ckpt"}
+        ctx = Context(PROFILES.get(r.profile), store, Meter(), quiet,
+                      dict(r.hparams).get("teacher_ckpt"),
+                      budget=r.budget if uses_budget(r.method) else None)
+        log.info("building %s ipc=%d seed=%d -> %s", r.method, r.ipc, r.seed,
+                 store.artifact_path("condensed", key))
+        if method_family(r.method) == "coreset":
+            sel = select(r.method, split, r.ipc, seed=r.seed, ctx=ctx, **hp)
+            idx = sel.indices.to(split.train_x.device)
+            images, labels, cost = split.train_x[idx].cpu(), split.train_y[idx].cpu(), sel.cost
+            extras = {"indices": sel.indices}
+        else:
+            syn = distill(r.method, split, r.ipc, seed=r.seed, ctx=ctx, **hp)
+            images, labels, cost = syn.images, syn.labels, syn.cost
+            extras = {k: v for k, v in syn.extras.items() if isinstance(v, (torch.Tensor, float, int))}
+        art = {"images": images, "labels": labels, "cost": cost.as_dict(), "extras": extras}
+        store.save_artifact("condensed", key, art)
+    return art["images"], art["labels"], Cost(**art["cost"])
+
+
+def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] = None,
+        quiet: bool = True) -> Tuple[Dict, bool]:
+    """Run (or reuse) one config; returns (row, reused)."""
+    store = store or Store()
+    r = validate(cfg)
+    key = cfg.key()
+    hit = store.get(key)
+    if hit is not None:
+        return hit, True
+    prof = PROFILES.get(r.profile)
+    dev = pick_device(device)
+    split = load(r.dataset, prof, dev)
+    check_ipc(split, r.ipc)
+    images, labels, cost = condensed_set(r, split, store, quiet)
+    regime = create_regime(r.regime)
+    teachers, _ = get_teachers(split, prof, store, regime.n_teachers(prof), quiet=quiet,
+                               checkpoint=dict(r.hparams).get("teacher_ckpt"))
+    m = split.meta
+    model = create_model(r.model, m.num_classes, m.in_chans, m.img_size,
+                         seed=stream_seed(r.seed, "init")).to(dev)
+    log.info("training %s on %s/%s ipc=%d regime=%s budget=%g seed=%d", r.model, r.dataset, r.method,
+             r.ipc, r.regime, r.budget, r.seed)
+    res = fit(model, images.to(dev), labels.to(dev), regime=regime, teachers=teachers,
+              budget=r.budget, pool_size=len(split.train_y), protocol=PROTOCOLS.get(r.protocol),
+              seed=r.seed, quiet=quiet, desc=f"{r.method} ipc={r.ipc} {r.regime} B={r.budget:g}")
+    row = {
+        "key": key, "dataset": r.dataset, "method": r.method, "family": method_family(r.method),
+        "ipc": r.ipc, "regime": r.regime, "budget": r.budget, "seed": r.seed, "profile": r.profile,
+        "model": r.model, "protocol": r.protocol,
+        "accuracy": evaluate(model, split.test_x, split.test_y),
+        "val_accuracy": evaluate(model, split.val_x, split.val_y),
+        "steps": res.steps, "samples_seen": res.samples_seen, "train_seconds": res.seconds,
+        "build_seconds": cost.seconds, "build_peak_mem_mb": cost.peak_mem_mb, "build_fwd": cost.fwd,
+        "build_bwd": cost.bwd,
+        "label_bytes": cost.label_bytes + regime.label_bytes(len(images), m.num_classes), "device": str(dev.type),
+        "version": __version__, "git_commit": git_commit(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config_json": r.as_dict(),
+    }
+    store.put(row)
+    return row, False

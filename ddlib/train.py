@@ -1,0 +1,124 @@
+"""The one training engine: a student on a condensed set under a label regime.
+
+Compute budget (the *Hard truths* protocol): a budget of ``B`` full-train-set
+epochs means the student sees exactly ``round(B * pool_size)`` samples, however
+small the condensed set, so runs on different sets compare at equal compute.
+Samples are drawn epoch by epoch from seeded permutations of the condensed
+set; augmentation is batched on the device.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import List, Optional
+
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from . import augment as aug
+from .config import Protocol
+from .regimes import Regime
+from .seeding import generator
+
+
+def budget_samples(budget: float, pool_size: int) -> int:
+    """Samples a student sees for ``budget`` full-train-set epochs of a pool of ``pool_size``."""
+    return int(round(budget * pool_size))
+
+
+def batch_sizes(samples: int, batch_size: int) -> List[int]:
+    """Split ``samples`` into steps of ``batch_size``; the last takes the remainder.
+
+    A remainder of one sample joins the previous step (batch norm needs >= 2).
+    """
+    full, rest = divmod(samples, batch_size)
+    sizes = [batch_size] * full + ([rest] if rest else [])
+    if rest == 1 and full:
+        sizes[-2:] = [batch_size + 1]
+    return sizes
+
+
+class Batches:
+    """Seeded epoch-permutation batches without per-sample Python in the hot path."""
+
+    def __init__(self, n: int, gen: torch.Generator):
+        self.n, self.gen, self.buf = n, gen, torch.empty(0, dtype=torch.long)
+
+    def next(self, k: int) -> torch.Tensor:
+        while len(self.buf) < k:
+            self.buf = torch.cat([self.buf, torch.randperm(self.n, generator=self.gen)])
+        out, self.buf = self.buf[:k], self.buf[k:]
+        return out
+
+
+def lr_at(protocol: Protocol, step: int, total: int) -> float:
+    """Learning rate of ``step`` of ``total`` under the protocol's schedule."""
+    if protocol.schedule == "cosine":
+        return protocol.lr * 0.5 * (1 + math.cos(math.pi * step / max(total, 1)))
+    if protocol.schedule == "step":
+        return protocol.lr * (0.1 if step >= total // 2 else 1.0)
+    raise ValueError(f"unknown schedule {protocol.schedule!r}")
+
+
+@dataclass(frozen=True)
+class FitResult:
+    steps: int
+    samples_seen: int
+    seconds: float
+    final_loss: float
+
+
+def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime: Regime,
+        teachers: List[nn.Module], budget: float, pool_size: int, protocol: Protocol,
+        seed: int, augment: Optional[str] = None, quiet: bool = True,
+        desc: str = "train") -> FitResult:
+    """Train ``model`` in place on (images (M, C, H, W), labels (M,) or (M, K)).
+
+    Args:
+        regime: label regime (prepared here with ``teachers``).
+        budget: full-train-set epochs; the run sees ``round(budget * pool_size)`` samples.
+        protocol: optimiser, schedule, batch size, augmentation, KD temperature.
+        seed: run seed; data order and augmentation use their own streams.
+        augment: DSA strategy overriding the protocol's ("" = no augmentation).
+    """
+    t0 = time.perf_counter()
+    device = images.device
+    strategy = protocol.augment if augment is None else augment
+    regime.prepare(images, labels, teachers, protocol.temperature)
+    sizes = batch_sizes(budget_samples(budget, pool_size), protocol.batch_size)
+    order, agen = Batches(len(images), generator(seed, "order")), generator(seed, "augment")
+    opt = torch.optim.SGD(model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
+                          weight_decay=protocol.weight_decay)
+    model.train()
+    loss_val = float("nan")
+    for step, bs in enumerate(tqdm(sizes, desc=desc, disable=quiet, leave=False)):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(protocol, step, len(sizes))
+        idx = order.next(bs).to(device)
+        views = aug.augment(images[idx], strategy, agen) if strategy else images[idx]
+        loss = regime.loss(model(views), views, idx)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_val = float(loss.detach())
+    return FitResult(len(sizes), sum(sizes), time.perf_counter() - t0, loss_val)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> float:
+    """Top-1 accuracy (fraction in [0, 1]) of ``model`` on (x, y) in eval mode."""
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch):
+        correct += int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
+    return correct / max(len(x), 1)
+
+
+def predict_logits(model: nn.Module, x: torch.Tensor, batch: int = 1024) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+

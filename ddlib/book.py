@@ -38,9 +38,14 @@ def execute(src: Path, dst: Path, profile: str, *, quiet: bool = False,
     import papermill as pm
 
     t0 = time.perf_counter()
+    root = Path(__file__).resolve().parents[1]
+    # the kernel imports this very ddlib, wherever the process was started
+    paths = [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     try:
         pm.execute_notebook(str(src), str(dst), parameters={"profile": profile, **(parameters or {})},
-                            kernel_name="python3", progress_bar=not quiet, cwd=str(src.parent))
+                            kernel_name="python3", progress_bar=not quiet, log_output=not quiet,
+                            cwd=str(dst.parent))
     except pm.PapermillExecutionError as e:
         raise DDLibError(f"{src.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}") from None
     return time.perf_counter() - t0

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from .config import Profile
-from .cost import Meter
+from .cost import Cost, Meter
 from .data import Split
 from .registry import DDLibError
 from .store import Store
@@ -37,20 +37,29 @@ class Context:
     teacher_checkpoint: Optional[str] = None
     budget: Optional[float] = None
     _teachers: List[nn.Module] = field(default_factory=list)
+    _teacher_cost: Optional[Cost] = None
+    _charged: Optional[Meter] = None
 
     def teacher(self, split: Split) -> nn.Module:
-        """The first teacher (trained or loaded once); its cost is charged to this build."""
+        """The first teacher (trained or loaded once per context).
+
+        Its training cost is charged, and its passes counted, once in every
+        build (every meter) that asks for it.
+        """
         if not self._teachers:
             from .teachers import get_teachers
 
             t0 = time.perf_counter()
-            models, cost = get_teachers(split, self.profile, self.store, 1, quiet=self.quiet,
-                                        checkpoint=self.teacher_checkpoint)
+            models, self._teacher_cost = get_teachers(
+                split, self.profile, self.store, 1, quiet=self.quiet,
+                checkpoint=self.teacher_checkpoint)
             # a teacher trained just now is charged by its recorded cost, not twice
             self.meter.excluded_seconds += time.perf_counter() - t0
-            self.meter.charge(cost)
             self._teachers = models
-            self.meter.watch(models[0])
+        if self._charged is not self.meter:
+            self.meter.charge(self._teacher_cost)
+            self.meter.watch(self._teachers[0])
+            self._charged = self.meter
         return self._teachers[0]
 
 

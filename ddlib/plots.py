@@ -37,3 +37,18 @@ def budget_chart(df: pd.DataFrame, *, width: int = 180, height: int = 150) -> al
     band = base.mark_errorbar().encode(y="low:Q", y2="high:Q")
     return (band + lines).properties(width=width, height=height).facet(
         row=alt.Row("ipc:O", title="IPC"), column=alt.Column("regime:N", title="label regime"))
+
+
+def ipc_chart(df: pd.DataFrame, *, width: int = 220, height: int = 160) -> alt.FacetChart:
+    """Accuracy (mean ± std over seeds) against IPC, one line per method, one panel per budget."""
+    s = summarize(df, by=("regime", "budget", "method", "ipc"))
+    s["low"], s["high"] = s["mean"] - s["std"], s["mean"] + s["std"]
+    base = alt.Chart(s).encode(
+        x=alt.X("ipc:Q", scale=alt.Scale(type="log"), title="images per class"),
+        color=alt.Color("method:N", title="method"))
+    lines = base.mark_line(point=True).encode(
+        y=alt.Y("mean:Q", title="test accuracy (%)", scale=alt.Scale(zero=False)),
+        tooltip=["method", "ipc", "budget", alt.Tooltip("mean:Q", format=".1f"), "seeds"])
+    band = base.mark_errorbar().encode(y="low:Q", y2="high:Q")
+    return (band + lines).properties(width=width, height=height).facet(
+        column=alt.Column("budget:O", title="budget (full-train-set epochs)"))

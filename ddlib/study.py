@@ -134,6 +134,52 @@ def gain_table(df: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
     return wide
 
 
+def cost_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Construction cost per method and IPC (means over seeds).
+
+    Columns: build seconds, peak memory (MiB), samples forwarded and
+    back-propagated through any network (teachers and scorers included: their
+    cost is charged to every set that uses them), and label bytes.
+    """
+    cols = {"build_seconds": "build s", "build_peak_mem_mb": "peak MiB", "build_fwd": "forward samples",
+            "build_bwd": "backward samples", "label_bytes": "label bytes"}
+    out = df.groupby(["method", "ipc"])[list(cols)].mean().rename(columns=cols)
+    return out.round({"build s": 2, "peak MiB": 1}).astype(
+        {"forward samples": "int64", "backward samples": "int64", "label bytes": "int64"})
+
+
+def wins(df: pd.DataFrame, method: str, rivals: Sequence[str]) -> pd.DataFrame:
+    """Does ``method`` beat every rival?  One row per (regime, IPC, budget).
+
+    A win needs the paired bootstrap 95% CI of the gain over each rival to lie
+    above zero; a loss, below zero for some rival; otherwise it is a tie.
+    Columns: regime, ipc, budget, gain over each rival (points), verdict.
+    """
+    parts = []
+    for rival in rivals:
+        g = gains(df[df["method"].isin([method, rival])], baseline=rival)
+        g = g[g["method"] == method].set_index(["regime", "ipc", "budget"])
+        parts.append(g[["gain", "ci_low", "ci_high"]].add_suffix(f" vs {rival}"))
+    if not parts:
+        return pd.DataFrame()
+    t = pd.concat(parts, axis=1).dropna()
+    lows = t[[f"ci_low vs {r}" for r in rivals]]
+    highs = t[[f"ci_high vs {r}" for r in rivals]]
+    t["verdict"] = ["win" if (lo > 0).all() else "loss" if (hi < 0).any() else "tie"
+                    for (_, lo), (_, hi) in zip(lows.iterrows(), highs.iterrows())]
+    return t.round(2).reset_index()
+
+
+def verdict_sentence(w: pd.DataFrame, method: str, rivals: Sequence[str]) -> str:
+    """One sentence counting the wins/ties/losses of :func:`wins` (no typed numbers)."""
+    if w.empty:
+        return f"No paired runs of {method} and {', '.join(rivals)} are stored yet."
+    c = w["verdict"].value_counts()
+    return (f"Over {len(w)} (regime, IPC, budget) settings, {method} beats all of "
+            f"{', '.join(rivals)} with 95% confidence in {c.get('win', 0)}, loses to at least one "
+            f"in {c.get('loss', 0)}, and is tied in {c.get('tie', 0)}.")
+
+
 def machine() -> str:
     """A short description of where this ran (for execution-status pages)."""
     import torch

@@ -30,7 +30,8 @@ TEACHER_SEED_BASE = 1000
 
 
 def teacher_config(split: Split, profile: Profile, member: int, arch: str = "") -> dict:
-    return {"dataset": split.meta.name, "pool": len(split.train_y), "arch": arch or profile.teacher_model,
+    return {"dataset": split.meta.name, "pool": len(split.train_y), "data": split.meta.fingerprint,
+            "arch": arch or profile.teacher_model,
             "epochs": profile.teacher_epochs, "protocol": profile.teacher_protocol,
             "seed": TEACHER_SEED_BASE + member, "version": __version__}
 

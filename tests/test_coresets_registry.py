@@ -25,7 +25,8 @@ def store(tmp_path_factory):
 
 
 def _ctx(profile, store):
-    return Context(profile, store, Meter(), quiet=True)
+    # budget-aware selectors (cad_prune) need the run's budget, as the runner sets it
+    return Context(profile, store, Meter(), quiet=True, budget=2.0)
 
 
 def _labels(y):

@@ -2,7 +2,6 @@
 import dataclasses
 import time
 
-import pytest
 import torch
 
 from ddlib.context import Context
@@ -86,4 +85,5 @@ def test_build_cost_counts_a_teacher_trained_inside_it_once(digits, smoke_profil
     # the same build with the cached teacher is charged the same teacher cost
     again = select("herding", digits, 1, seed=0, ctx=Context(profile, store, Meter(), quiet=True))
     assert again.cost.fwd == sel.cost.fwd and again.cost.bwd == sel.cost.bwd
-    assert again.cost.seconds == pytest.approx(sel.cost.seconds, rel=0.5)
+    # ... and it is charged the teacher's recorded seconds (not timed: the machine may be busy)
+    assert again.cost.seconds >= teacher["cost"]["seconds"]

@@ -46,5 +46,5 @@ def select(name: str, train: Split, ipc: int, *, seed: int, ctx: Context, **hp) 
     return Selection(idx.cpu().long(), None if scores is None else scores.cpu(), meter.cost)
 
 
-for _m in ("random", "herding"):
+for _m in ("random", "herding", "kcenter", "el2n", "forgetting", "ccs", "cad_prune"):
     importlib.import_module(f"{__name__}.{_m}")

@@ -7,6 +7,7 @@ from train with a fixed seed; the test split is for the final number only.
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -29,6 +30,7 @@ class DatasetMeta:
     classes: Tuple[str, ...]
     mean: Tuple[float, ...]
     std: Tuple[float, ...]
+    fingerprint: str = ""  # SHA-256 prefix of the train pool's pixels and labels
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,11 @@ def _load_cpu(name: str, pool_per_class: Optional[int], val_per_class: int,
     std = tx.std(axis=(0, 2, 3)) + 1e-8
     norm = lambda a: torch.from_numpy(((a - mean[None, :, None, None]) / std[None, :, None, None])  # noqa: E731
                                       .astype(np.float32))
+    digest = hashlib.sha256(np.ascontiguousarray(tx).tobytes())
+    digest.update(np.ascontiguousarray(ty).tobytes())
     meta = DatasetMeta(name, k, tx.shape[1], tx.shape[2], raw.classes,
-                       tuple(float(m) for m in mean), tuple(float(s) for s in std))
+                       tuple(float(m) for m in mean), tuple(float(s) for s in std),
+                       digest.hexdigest()[:16])
     return Split(norm(tx), torch.from_numpy(ty), norm(vx), torch.from_numpy(vy), norm(ex),
                  torch.from_numpy(ey), meta)
 

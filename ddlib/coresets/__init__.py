@@ -35,6 +35,20 @@ class Selection:
     cost: Cost
 
 
+def class_features(train: Split, ctx: Context, batch: int = 1024):
+    """Yield (class c, its pool indices (n_c,), teacher penultimate features (n_c, D) float32).
+
+    The teacher is the context's (trained or loaded once, cost charged to the build).
+    """
+    teacher = ctx.teacher(train)
+    with torch.no_grad():
+        for c in range(train.num_classes):
+            idx = train.class_indices(c)
+            feats = torch.cat([teacher.embed(train.train_x[idx[i:i + batch]])
+                               for i in range(0, len(idx), batch)])
+            yield c, idx, feats.float()
+
+
 def select(name: str, train: Split, ipc: int, *, seed: int, ctx: Context, **hp) -> Selection:
     """Run selector ``name`` for ``ipc`` samples per class; cost measured around it."""
     fn = CORESETS.get(name)

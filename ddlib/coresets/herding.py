@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from . import register
+from . import class_features, register
 
 
 def herd(features: torch.Tensor, k: int) -> torch.Tensor:
@@ -36,12 +36,5 @@ def select_herding(train, ipc: int, *, seed: int, ctx, **hp) -> torch.Tensor:
     ``seed`` is unused: herding has no randomness beyond the teacher, which is
     shared by all runs of a study.
     """
-    teacher = ctx.teacher(train)
-    picks = []
-    with torch.no_grad():
-        for c in range(train.num_classes):
-            idx = train.class_indices(c)
-            feats = torch.cat([teacher.embed(train.train_x[idx[i:i + 1024]])
-                               for i in range(0, len(idx), 1024)])
-            picks.append(idx[herd(feats.float(), ipc).to(idx.device)].cpu())
+    picks = [idx[herd(feats, ipc).to(idx.device)].cpu() for _, idx, feats in class_features(train, ctx)]
     return torch.cat(picks)

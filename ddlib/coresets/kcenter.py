@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..seeding import generator
-from . import register
+from . import class_features, register
 
 
 def kcenter_greedy(features: torch.Tensor, k: int, first: int) -> torch.Tensor:
@@ -48,14 +48,9 @@ def select_kcenter(train, ipc: int, *, seed: int, ctx, **hp) -> torch.Tensor:
     Returns:
         (K * ipc,) int64 indices grouped by class in class order.
     """
-    teacher = ctx.teacher(train)
     g = generator(seed, "select")
     picks = []
-    with torch.no_grad():
-        for c in range(train.num_classes):
-            idx = train.class_indices(c)
-            feats = torch.cat([teacher.embed(train.train_x[idx[i:i + 1024]])
-                               for i in range(0, len(idx), 1024)])
-            first = int(torch.randint(len(idx), (1,), generator=g))
-            picks.append(idx[kcenter_greedy(feats.cpu(), ipc, first).to(idx.device)].cpu())
+    for _, idx, feats in class_features(train, ctx):
+        first = int(torch.randint(len(idx), (1,), generator=g))
+        picks.append(idx[kcenter_greedy(feats.cpu(), ipc, first).to(idx.device)].cpu())
     return torch.cat(picks)

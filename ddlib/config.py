@@ -114,7 +114,7 @@ PROFILES.add("smoke", Profile(
     # leaves DM's class means almost constant
     synth_batch_real=32, synth_model="convnet_d3w16_bn", ipcs=(1, 10), budgets=(2.0, 10.0), seeds=(0,)))
 PROFILES.add("default", Profile(
-    name="default", dataset="fashion_mnist", pool_per_class=300, val_per_class=100,
+    name="default", dataset="fashion_mnist", pool_per_class=200, val_per_class=100,
     test_limit=2000, model="convnet_d3w32", teacher_model="convnet_d3w64", teacher_epochs=30,
     teacher_protocol="teacher_cos_v1", n_teachers=3, protocol="sgd_cos_lr05_v1", synth_iters=150, synth_batch_real=64,
     synth_model="convnet_d3w32",

@@ -46,5 +46,5 @@ def distill(name: str, train: Split, ipc: int, *, seed: int, ctx: Context, **hp)
     return SyntheticSet(images.detach().cpu(), labels.detach().cpu(), extras, meter.cost)
 
 
-for _m in ("dm",):
+for _m in ("dm", "dc", "dsa"):
     importlib.import_module(f"{__name__}.{_m}")

@@ -11,6 +11,7 @@ Soft-label losses are Hinton et al.'s KD loss,
 """
 from __future__ import annotations
 
+import abc
 from typing import List, Optional, Sequence
 
 import torch
@@ -39,7 +40,7 @@ def teacher_probs(teachers: Sequence[nn.Module], x: torch.Tensor, T: float,
     return torch.cat(out)
 
 
-class Regime:
+class Regime(abc.ABC):
     """Base: ``prepare`` once per training run, ``loss`` once per step."""
 
     name = ""
@@ -56,8 +57,9 @@ class Regime:
                 teachers: List[nn.Module], T: float) -> None:
         self.labels, self.teachers, self.T = labels, teachers, T
 
+    @abc.abstractmethod
     def loss(self, logits: torch.Tensor, views: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Training loss of a batch: student logits (B, K) on ``views`` of stored images ``idx``."""
 
 
 @REGIMES.register("hl")

@@ -1,7 +1,6 @@
 """What a condensed-set builder may use besides the data: the build context."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -49,12 +48,10 @@ class Context:
         if not self._teachers:
             from .teachers import get_teachers
 
-            t0 = time.perf_counter()
-            models, self._teacher_cost = get_teachers(
-                split, self.profile, self.store, 1, quiet=self.quiet,
-                checkpoint=self.teacher_checkpoint)
-            # a teacher trained just now is charged by its recorded cost, not twice
-            self.meter.excluded_seconds += time.perf_counter() - t0
+            with self.meter.upstream():
+                models, self._teacher_cost = get_teachers(
+                    split, self.profile, self.store, 1, quiet=self.quiet,
+                    checkpoint=self.teacher_checkpoint)
             self._teachers = models
         if self._charged is not self.meter:
             self.meter.charge(self._teacher_cost)

@@ -9,6 +9,7 @@ every 10 ms on CPU.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -64,7 +65,7 @@ class Meter:
         self.bwd = 0
         self.label_bytes = 0
         self.extra = Cost(device=self.device.type)
-        self.excluded_seconds = 0.0  # time inside this meter already charged via ``charge``
+        self.excluded_seconds = 0.0  # spent inside ``upstream()``, charged via ``charge``
         self._hooks: List = []
         self.cost = Cost(device=self.device.type)
 
@@ -83,6 +84,20 @@ class Meter:
 
     def backward(self, n: int) -> None:
         self.bwd += int(n)
+
+    @contextlib.contextmanager
+    def upstream(self):
+        """Leave the time spent inside off this build's own clock.
+
+        For cached upstream work (a teacher, scores) computed during the build:
+        the build is charged its recorded cost with :meth:`charge` instead, so a
+        cache miss and a cache hit report the same cost, and nothing twice.
+        """
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.excluded_seconds += time.perf_counter() - t0
 
     def charge(self, cost: Cost) -> None:
         """Add an upstream cost (a cached teacher, cached scores) to this build."""

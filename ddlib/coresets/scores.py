@@ -34,7 +34,6 @@ inside is excluded from the build's own clock, as for teachers).
 from __future__ import annotations
 
 import logging
-import time
 from typing import Dict, Tuple
 
 import torch
@@ -213,16 +212,14 @@ def get_scores(kind: str, train, ctx, *, seed: int, **cfg) -> torch.Tensor:
     if conf["epochs"] < 1 or conf["n_models"] < 1:
         raise DDLibError(f"{kind} scores need epochs >= 1 and n_models >= 1, got {conf}")
     key = config_hash(conf)
-    t0 = time.perf_counter()
-    art = ctx.store.load_artifact("scores", key)
-    if art is None:
-        log.info("computing %s scores %s (%d x %d epochs) -> %s", kind, key, conf["n_models"],
-                 conf["epochs"], ctx.store.artifact_path("scores", key))
-        scores, cost = _compute(kind, train, ctx, seed, conf["epochs"], conf["n_models"])
-        art = {"scores": scores, "cost": cost.as_dict(), "config": conf}
-        ctx.store.save_artifact("scores", key, art)
-    # charged by the recorded cost, never twice: the time spent here leaves the build's clock
-    ctx.meter.excluded_seconds += time.perf_counter() - t0
+    with ctx.meter.upstream():  # charged below by the recorded cost, never twice
+        art = ctx.store.load_artifact("scores", key)
+        if art is None:
+            log.info("computing %s scores %s (%d x %d epochs) -> %s", kind, key, conf["n_models"],
+                     conf["epochs"], ctx.store.artifact_path("scores", key))
+            scores, cost = _compute(kind, train, ctx, seed, conf["epochs"], conf["n_models"])
+            art = {"scores": scores, "cost": cost.as_dict(), "config": conf}
+            ctx.store.save_artifact("scores", key, art)
     ctx.meter.charge(Cost(**art["cost"]))
     return art["scores"].float().cpu()
 

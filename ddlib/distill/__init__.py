@@ -36,6 +36,22 @@ class SyntheticSet:
     cost: Cost = field(default_factory=Cost)
 
 
+def real_init(train: Split, ipc: int, gen: torch.Generator):
+    """Synthetic images initialised from ``ipc`` random real images per class.
+
+    Returns:
+        (pools, images, labels): per-class pool indices (list of (n_c,) CPU
+        int64), images (K*ipc, C, H, W) copied from the pool with
+        ``requires_grad``, hard labels (K*ipc,) grouped by class.
+    """
+    device = train.train_x.device
+    pools = [train.class_indices(c).cpu() for c in range(train.num_classes)]
+    start = torch.cat([ix[torch.randperm(len(ix), generator=gen)[:ipc]] for ix in pools])
+    images = train.train_x[start.to(device)].clone().requires_grad_(True)
+    labels = torch.arange(train.num_classes, device=device).repeat_interleave(ipc)
+    return pools, images, labels
+
+
 def distill(name: str, train: Split, ipc: int, *, seed: int, ctx: Context, **hp) -> SyntheticSet:
     """Run distiller ``name`` for ``ipc`` images per class; cost measured around it."""
     fn = DISTILLERS.get(name)

@@ -37,7 +37,7 @@ from tqdm import tqdm
 from .. import augment as aug
 from ..models import create_model
 from ..seeding import generator, stream_seed
-from . import register
+from . import real_init, register
 
 # (outer_loop, inner_loop) of the paper / reference ``get_loops`` at IPC 1, 10, 50
 PAPER_LOOPS = {1: (1, 1), 10: (10, 50), 50: (50, 10)}
@@ -182,10 +182,7 @@ def match_gradients(train, ipc: int, *, seed: int, ctx, strategy: str = "", iter
     arch = model or prof.synth_model
     k, device = train.num_classes, train.train_x.device
     g, g_aug = generator(seed, "synth"), generator(seed, "synth-dsa")
-    pools = [train.class_indices(c).cpu() for c in range(k)]
-    start = torch.cat([_sample(ix, ipc, g) for ix in pools]).to(device)
-    syn = train.train_x[start].clone().requires_grad_(True)
-    labels = torch.arange(k, device=device).repeat_interleave(ipc)
+    pools, syn, labels = real_init(train, ipc, g)
     opt_img = torch.optim.SGD([syn], lr=lr_img, momentum=0.5)
     curve = []
     for it in tqdm(range(iters), desc=f"{'dsa' if strategy else 'dc'} ipc={ipc}", disable=ctx.quiet,

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from .. import augment as aug
 from ..models import create_model
 from ..seeding import generator, stream_seed
-from . import register
+from . import real_init, register
 
 DSA_STRATEGY = "color_crop_cutout_scale_rotate"  # DSA's list without flip (digits, MNIST)
 
@@ -60,10 +60,7 @@ def distill_dm(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr_img: float
     arch = model or prof.synth_model
     k, device = train.num_classes, train.train_x.device
     g = generator(seed, "synth")
-    by_class = [train.class_indices(c).cpu() for c in range(k)]
-    init = torch.cat([ix[torch.randperm(len(ix), generator=g)[:ipc]] for ix in by_class])
-    syn = train.train_x[init.to(device)].clone().requires_grad_(True)
-    syn_y = torch.arange(k, device=device).repeat_interleave(ipc)
+    by_class, syn, syn_y = real_init(train, ipc, g)
     opt = torch.optim.SGD([syn], lr=lr_img, momentum=0.5)
     losses = []
     for it in tqdm(range(iters), desc=f"dm ipc={ipc}", disable=ctx.quiet, leave=False):

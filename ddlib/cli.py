@@ -60,7 +60,7 @@ def cmd_run(args) -> None:
         hp = hp + (("teacher_ckpt", args.teacher_checkpoint),)
     cfg = RunConfig(dataset=args.dataset, method=args.method, ipc=args.ipc, regime=args.regime,
                     budget=args.budget, seed=args.seed, profile=args.profile, model=args.model,
-                    protocol=args.protocol, hparams=hp)
+                    protocol=args.protocol, hparams=hp, eval_lr=args.eval_lr)
     store = Store()
     row, reused = run(cfg, store, device=args.device, quiet=args.quiet)
     print(f"{'reused' if reused else 'stored'} {row['key']}: {row['dataset']} {row['method']} "
@@ -99,6 +99,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     r.add_argument("--profile", default="default")
     r.add_argument("--model", default="", help="student architecture (profile's when omitted)")
     r.add_argument("--protocol", default="", help="training protocol (profile's when omitted)")
+    r.add_argument("--eval-lr", default="protocol", help="protocol | learned (a distiller's learnt lr)")
     r.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (auto when omitted)")
     r.add_argument("--teacher-checkpoint", default=None, help="local teacher state_dict file")
     r.add_argument("--hp", nargs="*", default=[], help="method hyperparameters key=value")

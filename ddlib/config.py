@@ -127,6 +127,9 @@ PROFILES.add("paper", Profile(
     ipcs=(1, 10, 50), budgets=(2.0, 5.0, 10.0, 20.0, 50.0), seeds=(0, 1, 2, 3, 4)))
 
 
+EVAL_LR = ("protocol", "learned")
+
+
 def config_hash(obj: dict) -> str:
     """Stable 16-hex-digit SHA-256 of a JSON-serialisable mapping (sorted keys)."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
@@ -151,6 +154,9 @@ class RunConfig:
     model: str = ""
     protocol: str = ""
     hparams: Tuple[Tuple[str, object], ...] = field(default_factory=tuple)
+    # where the student's initial learning rate comes from: "protocol" (the
+    # protocol's lr) or "learned" (the lr a distiller learnt with the set, MTT's)
+    eval_lr: str = "protocol"
 
     def resolved(self) -> "RunConfig":
         """Fill profile defaults and validate scalar ranges (raises DDLibError)."""
@@ -161,6 +167,8 @@ class RunConfig:
             raise DDLibError(f"budget must be > 0 full-train-set epochs, got {self.budget!r}")
         if int(self.seed) != self.seed or self.seed < 0:
             raise DDLibError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.eval_lr not in EVAL_LR:
+            raise DDLibError(f"eval_lr must be one of {', '.join(EVAL_LR)}, got {self.eval_lr!r}")
         return dataclasses.replace(
             self,
             dataset=self.dataset or prof.dataset,
@@ -176,5 +184,12 @@ class RunConfig:
         return d
 
     def key(self) -> str:
-        """Hash of the resolved config plus the library version: the row's identity."""
-        return config_hash({**self.resolved().as_dict(), "version": __version__})
+        """Hash of the resolved config plus the library version: the row's identity.
+
+        ``eval_lr`` enters the hash only when it is not the default, so the keys
+        of rows stored before it existed stay valid.
+        """
+        d = self.resolved().as_dict()
+        if d["eval_lr"] == "protocol":
+            del d["eval_lr"]
+        return config_hash({**d, "version": __version__})

@@ -12,12 +12,14 @@ Soft-label losses are Hinton et al.'s KD loss,
 from __future__ import annotations
 
 import abc
-from typing import List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import augment as aug
 from .registry import Registry
 
 REGIMES = Registry("label regime")
@@ -40,8 +42,25 @@ def teacher_probs(teachers: Sequence[nn.Module], x: torch.Tensor, T: float,
     return torch.cat(out)
 
 
+@dataclass(frozen=True)
+class FitPlan:
+    """What one training run will do, known before its first step.
+
+    Attributes:
+        samples: samples the student will see (``round(budget * pool)``).
+        strategy: DSA augmentation strategy of the run ("" = none).
+        batch_size: samples per step.
+        cache: ``(store, set_key)`` for artifacts derived from the set, or None.
+    """
+
+    samples: int = 0
+    strategy: str = ""
+    batch_size: int = 256
+    cache: Any = None
+
+
 class Regime(abc.ABC):
-    """Base: ``prepare`` once per training run, ``loss`` once per step."""
+    """Base: ``prepare`` once per training run, ``views`` and ``loss`` once per step."""
 
     name = ""
     online = False
@@ -49,13 +68,26 @@ class Regime(abc.ABC):
     def n_teachers(self, profile) -> int:
         return 0
 
-    def label_bytes(self, n: int, k: int) -> int:
-        """Bytes of labels stored with ``n`` images of ``k`` classes (uint8 class ids)."""
+    def label_bytes(self, n: int, k: int, samples: int = 0) -> int:
+        """Bytes of labels stored with ``n`` images of ``k`` classes (uint8 class ids).
+
+        ``samples`` is the training run's sample count (for per-view labels).
+        """
         return n
 
     def prepare(self, images: torch.Tensor, labels: torch.Tensor,
-                teachers: List[nn.Module], T: float) -> None:
+                teachers: List[nn.Module], T: float, plan: Optional[FitPlan] = None) -> None:
         self.labels, self.teachers, self.T = labels, teachers, T
+        self.plan = plan or FitPlan()
+
+    def views(self, images: torch.Tensor, idx: torch.Tensor, epoch: torch.Tensor, strategy: str,
+              gen: torch.Generator) -> torch.Tensor:
+        """The training views of stored images ``idx`` (B,) drawn in epochs ``epoch`` (B,).
+
+        Default: one DSA op per batch with fresh per-sample parameters from ``gen``.
+        """
+        x = images[idx]
+        return aug.augment(x, strategy, gen) if strategy else x
 
     @abc.abstractmethod
     def loss(self, logits: torch.Tensor, views: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -80,11 +112,11 @@ class StoredSoftLabels(Regime):
     def n_teachers(self, profile) -> int:
         return 1
 
-    def label_bytes(self, n: int, k: int) -> int:
+    def label_bytes(self, n: int, k: int, samples: int = 0) -> int:
         return n * k * 2  # one fp16 probability vector per stored image
 
-    def prepare(self, images, labels, teachers, T):
-        super().prepare(images, labels, teachers, T)
+    def prepare(self, images, labels, teachers, T, plan=None):
+        super().prepare(images, labels, teachers, T, plan)
         self.soft: Optional[torch.Tensor] = teacher_probs(teachers, images, T)
 
     def loss(self, logits, views, idx):
@@ -96,7 +128,7 @@ class OnlineKD(Regime):
     name = "slkd"
     online = True
 
-    def label_bytes(self, n: int, k: int) -> int:
+    def label_bytes(self, n: int, k: int, samples: int = 0) -> int:
         return 0  # nothing stored: the teacher itself must ship with the set
 
     def n_teachers(self, profile) -> int:

@@ -79,8 +79,8 @@ def build_key(r: RunConfig) -> str:
 
 
 def condensed_set(r: RunConfig, split: Split, store: Store, quiet: bool = True
-                  ) -> Tuple[torch.Tensor, torch.Tensor, Cost]:
-    """Build (or load from cache) the condensed set of run ``r``: images, labels, cost."""
+                  ) -> Tuple[torch.Tensor, torch.Tensor, Cost, dict]:
+    """Build (or load from cache) the condensed set of run ``r``: images, labels, cost, extras."""
     key = build_key(r)
     art = store.load_artifact("condensed", key)
     if art is None:
@@ -101,7 +101,7 @@ def condensed_set(r: RunConfig, split: Split, store: Store, quiet: bool = True
             extras = {k: v for k, v in syn.extras.items() if isinstance(v, (torch.Tensor, float, int))}
         art = {"images": images, "labels": labels, "cost": cost.as_dict(), "extras": extras}
         store.save_artifact("condensed", key, art)
-    return art["images"], art["labels"], Cost(**art["cost"])
+    return art["images"], art["labels"], Cost(**art["cost"]), art.get("extras", {})
 
 
 def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] = None,
@@ -117,7 +117,14 @@ def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] 
     dev = pick_device(device)
     split = load(r.dataset, prof, dev)
     check_ipc(split, r.ipc)
-    images, labels, cost = condensed_set(r, split, store, quiet)
+    images, labels, cost, extras = condensed_set(r, split, store, quiet)
+    protocol = PROTOCOLS.get(r.protocol)
+    lr = protocol.lr
+    if r.eval_lr == "learned":
+        if "syn_lr" not in extras:
+            raise DDLibError(f"eval_lr 'learned' needs a distiller that learns a learning rate; "
+                             f"{r.method} does not")
+        lr = float(extras["syn_lr"])
     regime = create_regime(r.regime)
     teachers, _ = get_teachers(split, prof, store, regime.n_teachers(prof), quiet=quiet,
                                checkpoint=dict(r.hparams).get("teacher_ckpt"))
@@ -127,8 +134,9 @@ def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] 
     log.info("training %s on %s/%s ipc=%d regime=%s budget=%g seed=%d", r.model, r.dataset, r.method,
              r.ipc, r.regime, r.budget, r.seed)
     res = fit(model, images.to(dev), labels.to(dev), regime=regime, teachers=teachers,
-              budget=r.budget, pool_size=len(split.train_y), protocol=PROTOCOLS.get(r.protocol),
-              seed=r.seed, quiet=quiet, desc=f"{r.method} ipc={r.ipc} {r.regime} B={r.budget:g}")
+              budget=r.budget, pool_size=len(split.train_y), protocol=protocol, lr=lr,
+              seed=r.seed, quiet=quiet, desc=f"{r.method} ipc={r.ipc} {r.regime} B={r.budget:g}",
+              cache=(store, build_key(r)))
     row = {
         "key": key, "dataset": r.dataset, "method": r.method, "family": method_family(r.method),
         "ipc": r.ipc, "regime": r.regime, "budget": r.budget, "seed": r.seed, "profile": r.profile,
@@ -138,7 +146,9 @@ def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] 
         "steps": res.steps, "samples_seen": res.samples_seen, "train_seconds": res.seconds,
         "build_seconds": cost.seconds, "build_peak_mem_mb": cost.peak_mem_mb, "build_fwd": cost.fwd,
         "build_bwd": cost.bwd,
-        "label_bytes": cost.label_bytes + regime.label_bytes(len(images), m.num_classes), "device": str(dev.type),
+        "label_bytes": cost.label_bytes + regime.label_bytes(len(images), m.num_classes, res.samples_seen),
+        "device": str(dev.type), "teacher_model": prof.teacher_model if regime.n_teachers(prof) else "",
+        "eval_lr": r.eval_lr, "lr": lr,
         "version": __version__, "git_commit": git_commit(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "config_json": r.as_dict(),

@@ -27,11 +27,13 @@ COLUMNS = (
     "protocol", "accuracy", "val_accuracy", "steps", "samples_seen", "train_seconds",
     "build_seconds", "build_peak_mem_mb", "build_fwd", "build_bwd", "label_bytes",
     "device", "version", "git_commit", "created", "config_json",
+    "teacher_model", "eval_lr", "lr",
 )
+OPTIONAL = ("teacher_model", "eval_lr", "lr")  # added in 0.2.x; None when a row lacks them
 _TYPES = {"ipc": "INTEGER", "seed": "INTEGER", "steps": "INTEGER", "samples_seen": "INTEGER",
           "build_fwd": "INTEGER", "build_bwd": "INTEGER", "label_bytes": "INTEGER",
           "budget": "REAL", "accuracy": "REAL", "val_accuracy": "REAL", "train_seconds": "REAL",
-          "build_seconds": "REAL", "build_peak_mem_mb": "REAL"}
+          "build_seconds": "REAL", "build_peak_mem_mb": "REAL", "lr": "REAL"}
 
 
 def home() -> Path:
@@ -50,6 +52,10 @@ class Store:
         try:
             with self._connect() as con:
                 con.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
+                have = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+                for c in COLUMNS:  # a store written by an older ddlib gains the new columns
+                    if c not in have:
+                        con.execute(f"ALTER TABLE runs ADD COLUMN {c} {_TYPES.get(c, 'TEXT')}")
         except sqlite3.DatabaseError as e:
             raise DDLibError(f"results store {self.db_path} is unreadable: {e}") from None
 
@@ -68,6 +74,7 @@ class Store:
 
     def put(self, row: Dict[str, Any]) -> None:
         """Insert one complete row atomically (an existing key is kept, not overwritten)."""
+        row = {**{c: None for c in OPTIONAL}, **row}
         missing = [c for c in COLUMNS if c not in row]
         if missing:
             raise ValueError(f"row lacks columns {missing}")

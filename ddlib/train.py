@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from . import augment as aug
 from .config import Protocol
-from .regimes import Regime
+from .regimes import FitPlan, Regime
 from .seeding import generator
 
 
@@ -41,16 +41,31 @@ def batch_sizes(samples: int, batch_size: int) -> List[int]:
 
 
 class Batches:
-    """Seeded epoch-permutation batches without per-sample Python in the hot path."""
+    """Seeded epoch-permutation batches without per-sample Python in the hot path.
+
+    Every epoch is one permutation of the ``n`` stored images, so each image
+    appears exactly once per epoch; :meth:`next_with_epoch` also says which
+    epoch each drawn sample belongs to (stored per-view labels are keyed by it).
+    """
 
     def __init__(self, n: int, gen: torch.Generator):
-        self.n, self.gen, self.buf = n, gen, torch.empty(0, dtype=torch.long)
+        self.n, self.gen = n, gen
+        self.buf = torch.empty(0, dtype=torch.long)
+        self.ebuf = torch.empty(0, dtype=torch.long)
+        self.epochs = 0
 
-    def next(self, k: int) -> torch.Tensor:
+    def next_with_epoch(self, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(indices (k,), epoch of each (k,)) of the next ``k`` samples."""
         while len(self.buf) < k:
             self.buf = torch.cat([self.buf, torch.randperm(self.n, generator=self.gen)])
+            self.ebuf = torch.cat([self.ebuf, torch.full((self.n,), self.epochs, dtype=torch.long)])
+            self.epochs += 1
         out, self.buf = self.buf[:k], self.buf[k:]
-        return out
+        ep, self.ebuf = self.ebuf[:k], self.ebuf[k:]
+        return out, ep
+
+    def next(self, k: int) -> torch.Tensor:
+        return self.next_with_epoch(k)[0]
 
 
 def lr_at(protocol: Protocol, step: int, total: int) -> float:
@@ -73,7 +88,7 @@ class FitResult:
 def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime: Regime,
         teachers: List[nn.Module], budget: float, pool_size: int, protocol: Protocol,
         seed: int, augment: Optional[str] = None, quiet: bool = True,
-        desc: str = "train") -> FitResult:
+        desc: str = "train", lr: Optional[float] = None, cache=None) -> FitResult:
     """Train ``model`` in place on (images (M, C, H, W), labels (M,) or (M, K)).
 
     Args:
@@ -82,22 +97,30 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
         protocol: optimiser, schedule, batch size, augmentation, KD temperature.
         seed: run seed; data order and augmentation use their own streams.
         augment: DSA strategy overriding the protocol's ("" = no augmentation).
+        lr: initial learning rate overriding the protocol's (e.g. MTT's learned
+            synthetic lr); the protocol's schedule still applies.
+        cache: ``(store, set_key)`` where a regime may cache what it derives
+            from the set (stored per-view labels), or None.
     """
     t0 = time.perf_counter()
     device = images.device
     strategy = protocol.augment if augment is None else augment
-    regime.prepare(images, labels, teachers, protocol.temperature)
-    sizes = batch_sizes(budget_samples(budget, pool_size), protocol.batch_size)
+    samples = budget_samples(budget, pool_size)
+    regime.prepare(images, labels, teachers, protocol.temperature,
+                   plan=FitPlan(samples, strategy, protocol.batch_size, cache))
+    sizes = batch_sizes(samples, protocol.batch_size)
     order, agen = Batches(len(images), generator(seed, "order")), generator(seed, "augment")
-    opt = torch.optim.SGD(model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
+    base_lr = protocol.lr if lr is None else float(lr)
+    opt = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=protocol.momentum,
                           weight_decay=protocol.weight_decay)
     model.train()
     loss_val = float("nan")
     for step, bs in enumerate(tqdm(sizes, desc=desc, disable=quiet, leave=False)):
         for g in opt.param_groups:
-            g["lr"] = lr_at(protocol, step, len(sizes))
-        idx = order.next(bs).to(device)
-        views = aug.augment(images[idx], strategy, agen) if strategy else images[idx]
+            g["lr"] = lr_at(protocol, step, len(sizes)) * base_lr / protocol.lr
+        idx, epoch = order.next_with_epoch(bs)
+        idx = idx.to(device)
+        views = regime.views(images, idx, epoch, strategy, agen)
         loss = regime.loss(model(views), views, idx)
         opt.zero_grad(set_to_none=True)
         loss.backward()

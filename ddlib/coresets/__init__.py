@@ -12,6 +12,7 @@ result into a :class:`Selection`.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import dataclass
 from typing import Optional
 
@@ -60,5 +61,6 @@ def select(name: str, train: Split, ipc: int, *, seed: int, ctx: Context, **hp) 
     return Selection(idx.cpu().long(), None if scores is None else scores.cpu(), meter.cost)
 
 
-for _m in ("random", "herding", "kcenter", "el2n", "forgetting", "ccs", "cad_prune"):
+# every module of this package is a plug-in file that registers itself on import
+for _m in sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
     importlib.import_module(f"{__name__}.{_m}")

@@ -12,6 +12,7 @@ and packs the result into a :class:`SyntheticSet`.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Dict
 
@@ -62,5 +63,6 @@ def distill(name: str, train: Split, ipc: int, *, seed: int, ctx: Context, **hp)
     return SyntheticSet(images.detach().cpu(), labels.detach().cpu(), extras, meter.cost)
 
 
-for _m in ("dm", "dc", "dsa"):
+# every module of this package is a plug-in file that registers itself on import
+for _m in sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
     importlib.import_module(f"{__name__}.{_m}")

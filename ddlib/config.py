@@ -127,7 +127,7 @@ PROFILES.add("paper", Profile(
     ipcs=(1, 10, 50), budgets=(2.0, 5.0, 10.0, 20.0, 50.0), seeds=(0, 1, 2, 3, 4)))
 
 
-EVAL_LR = ("protocol", "learned")
+EVAL_LR = ("protocol", "learned", "unrolled")
 
 
 def config_hash(obj: dict) -> str:
@@ -155,7 +155,8 @@ class RunConfig:
     protocol: str = ""
     hparams: Tuple[Tuple[str, object], ...] = field(default_factory=tuple)
     # where the student's initial learning rate comes from: "protocol" (the
-    # protocol's lr) or "learned" (the lr a distiller learnt with the set, MTT's)
+    # protocol's lr) or "learned" (the lr a distiller learnt with the set, MTT's), or
+    # "unrolled": replay the per-step lrs (and fixed init) a distiller learnt (DD's)
     eval_lr: str = "protocol"
 
     def resolved(self) -> "RunConfig":

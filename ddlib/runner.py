@@ -98,15 +98,20 @@ def condensed_set(r: RunConfig, split: Split, store: Store, quiet: bool = True
         else:
             syn = distill(r.method, split, r.ipc, seed=r.seed, ctx=ctx, **hp)
             images, labels, cost = syn.images, syn.labels, syn.cost
-            extras = {k: v for k, v in syn.extras.items() if isinstance(v, (torch.Tensor, float, int))}
+            extras = {k: v for k, v in syn.extras.items() if isinstance(v, (torch.Tensor, float, int, str))
+                      or (isinstance(v, dict) and all(isinstance(t, torch.Tensor) for t in v.values()))}
         art = {"images": images, "labels": labels, "cost": cost.as_dict(), "extras": extras}
         store.save_artifact("condensed", key, art)
     return art["images"], art["labels"], Cost(**art["cost"]), art.get("extras", {})
 
 
 def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] = None,
-        quiet: bool = True) -> Tuple[Dict, bool]:
-    """Run (or reuse) one config; returns (row, reused)."""
+        quiet: bool = True, fit_fn=None) -> Tuple[Dict, bool]:
+    """Run (or reuse) one config; returns (row, reused).
+
+    ``fit_fn`` replaces :func:`ddlib.train.fit` (same signature and result):
+    :func:`ddlib.batched.run_many` uses it to train several runs together.
+    """
     store = store or Store()
     r = validate(cfg)
     key = cfg.key()
@@ -125,18 +130,32 @@ def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] 
             raise DDLibError(f"eval_lr 'learned' needs a distiller that learns a learning rate; "
                              f"{r.method} does not")
         lr = float(extras["syn_lr"])
+    schedule = None
+    if r.eval_lr == "unrolled":  # DD's evaluation: replay the learnt per-step lrs
+        if "lrs" not in extras:
+            raise DDLibError(f"eval_lr 'unrolled' needs a distiller that learns per-step learning rates "
+                             f"(such as dd); {r.method} does not")
+        schedule = extras["lrs"].to(dev)
+        lr = float(schedule.mean())
     regime = create_regime(r.regime)
     teachers, _ = get_teachers(split, prof, store, regime.n_teachers(prof), quiet=quiet,
                                checkpoint=dict(r.hparams).get("teacher_ckpt"))
     m = split.meta
     model = create_model(r.model, m.num_classes, m.in_chans, m.img_size,
                          seed=stream_seed(r.seed, "init")).to(dev)
+    if schedule is not None and "init_state" in extras:  # a set learnt for one fixed init
+        try:
+            model.load_state_dict(extras["init_state"])
+        except RuntimeError:
+            raise DDLibError(f"the {r.method} set was learnt for another network than {r.model}; "
+                             f"distil it with model={r.model}") from None
     log.info("training %s on %s/%s ipc=%d regime=%s budget=%g seed=%d", r.model, r.dataset, r.method,
              r.ipc, r.regime, r.budget, r.seed)
-    res = fit(model, images.to(dev), labels.to(dev), regime=regime, teachers=teachers,
-              budget=r.budget, pool_size=len(split.train_y), protocol=protocol, lr=lr,
-              seed=r.seed, quiet=quiet, desc=f"{r.method} ipc={r.ipc} {r.regime} B={r.budget:g}",
-              cache=(store, build_key(r)))
+    res = (fit_fn or fit)(model, images.to(dev), labels.to(dev), regime=regime, teachers=teachers,
+                          budget=r.budget, pool_size=len(split.train_y), protocol=protocol, lr=lr,
+                          seed=r.seed, quiet=quiet, desc=f"{r.method} ipc={r.ipc} {r.regime} B={r.budget:g}",
+                          cache=(store, build_key(r)), lr_schedule=schedule,
+                          schedule_chunks=int(extras.get("steps", 1)))
     row = {
         "key": key, "dataset": r.dataset, "method": r.method, "family": method_family(r.method),
         "ipc": r.ipc, "regime": r.regime, "budget": r.budget, "seed": r.seed, "profile": r.profile,

@@ -13,10 +13,12 @@ from dataclasses import asdict, dataclass
 from typing import Optional, Sequence, Tuple
 
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from .config import PROFILES, RunConfig
 from .metrics.stats import bootstrap_ci, mean_std, paired_bootstrap_ci
+from .registry import DDLibError
 from .runner import run, validate
 from .store import Store
 
@@ -34,24 +36,31 @@ class Study:
     regimes: Tuple[str, ...]
     budgets: Tuple[float, ...]
     seeds: Tuple[int, ...]
+    # how the student's lr is chosen (RunConfig.eval_lr) and the builders'
+    # hyperparameters, the same for every run of the grid
+    eval_lr: str = "protocol"
+    hparams: Tuple[Tuple[str, object], ...] = ()
 
     @classmethod
     def from_params(cls, profile: str = "default", dataset: str = "",
                     methods: Sequence[str] = (), ipcs: Sequence[int] = (),
                     regimes: Sequence[str] = (), budgets: Sequence[float] = (),
-                    seeds: Sequence[int] = ()) -> "Study":
+                    seeds: Sequence[int] = (), eval_lr: str = "protocol",
+                    hparams: Optional[dict] = None) -> "Study":
         """Fill empty parameters with the profile's defaults and validate every name."""
         p = PROFILES.get(profile)
         s = cls(profile, dataset or p.dataset, tuple(methods or p.methods),
                 tuple(int(i) for i in (ipcs or p.ipcs)), tuple(regimes or p.regimes),
-                tuple(float(b) for b in (budgets or p.budgets)), tuple(int(x) for x in (seeds or p.seeds)))
+                tuple(float(b) for b in (budgets or p.budgets)), tuple(int(x) for x in (seeds or p.seeds)),
+                eval_lr, tuple(sorted((hparams or {}).items())))
         for cfg in s.configs():
             validate(cfg)
         return s
 
     def configs(self):
         """Every RunConfig of the grid, condensed sets grouped so caches are reused."""
-        return [RunConfig(self.dataset, m, i, r, b, s, self.profile)
+        return [RunConfig(self.dataset, m, i, r, b, s, self.profile, hparams=self.hparams,
+                          eval_lr=self.eval_lr)
                 for m, i, s, r, b in itertools.product(self.methods, self.ipcs, self.seeds,
                                                        self.regimes, self.budgets)]
 
@@ -63,19 +72,97 @@ class Study:
         return pd.DataFrame({"value": [", ".join(map(str, v)) if isinstance(v, tuple) else str(v)
                                        for v in d.values()]}, index=list(d))
 
-    def run(self, store: Optional[Store] = None, *, quiet: bool = False) -> pd.DataFrame:
-        """Run every missing grid point (reusing stored ones); the grid's rows as a frame."""
+    def run(self, store: Optional[Store] = None, *, quiet: bool = False,
+            batch_seeds: Optional[bool] = None) -> pd.DataFrame:
+        """Run every missing grid point (reusing stored ones); the grid's rows as a frame.
+
+        ``batch_seeds``: train the missing runs that differ only in their seed
+        together (:func:`ddlib.batched.run_many`; their ``train_seconds`` is the
+        group's time / its size).  Default: on CPU only, where concurrent
+        single-threaded runs pay (benchmarks/README.md); ``fit_many``, the
+        CUDA path, is tested but its speed there not yet measured.
+        """
+        from .batched import run_many
+        from .seeding import pick_device
+
         store = store or Store()
         cfgs = self.configs()
         log.info("study: %d runs on profile %s, results in %s", len(cfgs), self.profile, store.db_path)
         keys, reused = [], 0
+        if batch_seeds if batch_seeds is not None else pick_device().type == "cpu":
+            reused -= run_many(cfgs, store)  # those rows are found by the loop below
         for cfg in tqdm(cfgs, desc="study", disable=quiet):
             row, hit = run(cfg, store, quiet=True)
             keys.append(row["key"])
             reused += hit
         log.info("study: %d computed, %d reused", len(cfgs) - reused, reused)
         df = store.frame()
-        return df[df["key"].isin(keys)].reset_index(drop=True)
+        df = df[df["key"].isin(keys)].reset_index(drop=True)
+        df["variant"] = [f"{m} ({self.variant()})" if self.hparams else m for m in df["method"]]
+        return df
+
+    def variant(self) -> str:
+        """The grid's hyperparameters as "k=v, ..." ("" when none)."""
+        return ", ".join(f"{k}={v}" for k, v in self.hparams)
+
+    def condensed(self, seed: Optional[int] = None, store: Optional[Store] = None):
+        """(images in [0, 1] (M, C, H, W), labels) of the first method and IPC's stored set.
+
+        The set is the one :meth:`run` built (``seed`` defaults to the first);
+        pixels are mapped back from the dataset's normalisation and clipped.
+        """
+        from .data import load
+        from .runner import build_key
+
+        store = store or Store()
+        r = validate(RunConfig(self.dataset, self.methods[0], self.ipcs[0], self.regimes[0],
+                               self.budgets[0], self.seeds[0] if seed is None else int(seed),
+                               self.profile, hparams=self.hparams, eval_lr=self.eval_lr))
+        art = store.load_artifact("condensed", build_key(r))
+        if art is None:
+            raise DDLibError(f"no stored {r.method} set for seed {r.seed}; run the study first")
+        meta = load(r.dataset, PROFILES.get(r.profile)).meta
+        mean = torch.tensor(meta.mean).view(1, -1, 1, 1)
+        std = torch.tensor(meta.std).view(1, -1, 1, 1)
+        return (art["images"] * std + mean).clamp(0, 1), art["labels"]
+
+
+def run_all(studies: Sequence[Study], store: Optional[Store] = None, *, quiet: bool = False) -> pd.DataFrame:
+    """Run several studies (e.g. one per hyperparameter variant); their rows in one frame."""
+    return pd.concat([s.run(store, quiet=quiet) for s in studies], ignore_index=True)
+
+
+def lr_table(studies: Sequence[Study], store: Optional[Store] = None) -> pd.DataFrame:
+    """The per-step learning rates a distiller learnt (``extras["lrs"]``), per variant and seed.
+
+    One row per (variant, seed), one column per GD step; studies whose sets
+    carry no learnt lrs are left out.
+    """
+    from .runner import build_key
+
+    store = store or Store()
+    rows = []
+    for st in studies:
+        for seed in st.seeds:
+            r = validate(RunConfig(st.dataset, st.methods[0], st.ipcs[0], st.regimes[0], st.budgets[0],
+                                   seed, st.profile, hparams=st.hparams, eval_lr=st.eval_lr))
+            art = store.load_artifact("condensed", build_key(r))
+            lrs = (art or {}).get("extras", {}).get("lrs")
+            if lrs is None:
+                continue
+            name = f"{r.method} ({st.variant()})" if st.hparams else r.method
+            rows.append({"variant": name, "seed": seed,
+                         **{f"step {i + 1}": round(float(v), 4) for i, v in enumerate(lrs)}})
+    return pd.DataFrame(rows).set_index(["variant", "seed"]) if rows else pd.DataFrame()
+
+
+def full_pool_ipc(profile: str, dataset: str = "") -> int:
+    """The largest class-balanced IPC of the profile's train pool (the "full data" set)."""
+    from .data import load
+
+    p = PROFILES.get(profile)
+    y = load(dataset or p.dataset, p).train_y
+    return int(torch.bincount(y).min())
 
 
 def summarize(df: pd.DataFrame, by: Sequence[str] = ("regime", "method", "ipc", "budget"),
@@ -134,7 +221,7 @@ def gain_table(df: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
     return wide
 
 
-def cost_table(df: pd.DataFrame) -> pd.DataFrame:
+def cost_table(df: pd.DataFrame, by: Sequence[str] = ("method", "ipc")) -> pd.DataFrame:
     """Construction cost per method and IPC (means over seeds).
 
     Columns: build seconds, peak memory (MiB), samples forwarded and
@@ -143,7 +230,7 @@ def cost_table(df: pd.DataFrame) -> pd.DataFrame:
     """
     cols = {"build_seconds": "build s", "build_peak_mem_mb": "peak MiB", "build_fwd": "forward samples",
             "build_bwd": "backward samples", "label_bytes": "label bytes"}
-    out = df.groupby(["method", "ipc"])[list(cols)].mean().rename(columns=cols)
+    out = df.groupby(list(by))[list(cols)].mean().rename(columns=cols)
     return out.round({"build s": 2, "peak MiB": 1}).astype(
         {"forward samples": "int64", "backward samples": "int64", "label bytes": "int64"})
 

@@ -88,7 +88,8 @@ class FitResult:
 def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime: Regime,
         teachers: List[nn.Module], budget: float, pool_size: int, protocol: Protocol,
         seed: int, augment: Optional[str] = None, quiet: bool = True,
-        desc: str = "train", lr: Optional[float] = None, cache=None) -> FitResult:
+        desc: str = "train", lr: Optional[float] = None, cache=None,
+        lr_schedule: Optional[torch.Tensor] = None, schedule_chunks: int = 1) -> FitResult:
     """Train ``model`` in place on (images (M, C, H, W), labels (M,) or (M, K)).
 
     Args:
@@ -101,7 +102,16 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
             synthetic lr); the protocol's schedule still applies.
         cache: ``(store, set_key)`` where a regime may cache what it derives
             from the set (stored per-view labels), or None.
+        lr_schedule: (S,) per-step learning rates learnt with the set (DD,
+            Wang et al. 2018): then exactly S plain-SGD steps (no momentum,
+            weight decay or augmentation; ``budget`` is ignored), see
+            :func:`fit_schedule`.
+        schedule_chunks: with ``lr_schedule``, the stored images split into this
+            many contiguous equal batches; step ``s`` uses batch ``s mod chunks``.
     """
+    if lr_schedule is not None:
+        return fit_schedule(model, images, labels, regime=regime, teachers=teachers,
+                            protocol=protocol, lr_schedule=lr_schedule, chunks=schedule_chunks)
     t0 = time.perf_counter()
     device = images.device
     strategy = protocol.augment if augment is None else augment
@@ -127,6 +137,36 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
         opt.step()
         loss_val = float(loss.detach())
     return FitResult(len(sizes), sum(sizes), time.perf_counter() - t0, loss_val)
+
+
+def fit_schedule(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime: Regime,
+                 teachers: List[nn.Module], protocol: Protocol, lr_schedule: torch.Tensor,
+                 chunks: int = 1) -> FitResult:
+    """Replay learnt GD steps: step ``s`` is ``theta -= lr_schedule[s] * grad`` on batch ``s mod chunks``.
+
+    The evaluation of Dataset Distillation (Wang et al. 2018; ``ddlib.distill.dd``):
+    the stored images (M, C, H, W) are ``chunks`` contiguous batches of
+    M / chunks images; the loss is the regime's on the un-augmented batch.
+    """
+    t0 = time.perf_counter()
+    if chunks < 1 or len(images) % chunks:
+        raise ValueError(f"{len(images)} images do not split into {chunks} equal batches")
+    m = len(images) // chunks
+    regime.prepare(images, labels, teachers, protocol.temperature, plan=FitPlan(
+        m * len(lr_schedule), "", m, None))
+    opt = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.0, weight_decay=0.0)
+    model.train()
+    loss_val = float("nan")
+    for s, lr in enumerate(lr_schedule.tolist()):
+        idx = torch.arange((s % chunks) * m, (s % chunks + 1) * m, device=images.device)
+        views = images[idx]
+        loss = regime.loss(model(views), views, idx)
+        opt.param_groups[0]["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_val = float(loss.detach())
+    return FitResult(len(lr_schedule), m * len(lr_schedule), time.perf_counter() - t0, loss_val)
 
 
 @torch.no_grad()

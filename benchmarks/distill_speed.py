@@ -1,0 +1,120 @@
+"""Distillation speed: seconds per iteration and peak memory of every registered distiller.
+
+Run from the repository root::
+
+    python benchmarks/distill_speed.py                      # all distillers, 3 timed iterations each
+    python benchmarks/distill_speed.py --methods dm mtt --iters 5
+
+Each method distils the ``default`` profile's Fashion-MNIST pool (200 images
+per class) at IPC 10 with its profile defaults except ``iters``, in a fresh
+Python process (so the peak memory, the resident-set growth the Meter samples,
+is its own).  A first, untimed child with ``iters=1`` builds whatever the
+method caches upstream (MTT's expert trajectories) into a temporary store; the
+timed child then runs ``--iters`` iterations under a :class:`ddlib.cost.Meter`
+whose upstream charges are dropped, so ``seconds_per_iter`` (wall),
+``cpu_seconds_per_iter`` (this process's CPU time: less sensitive to other
+load on a shared machine) and ``peak_mem_mb`` are the distiller's own loop.  What one "iteration" is differs by method (DC/DSA: one network with
+its outer/inner loops; DM: one random network; MTT: one unrolled student
+segment; DD: one outer step); see each module's docstring.
+
+Writes ``benchmarks/results/distill_speed.json``: per method
+``{seconds_per_iter, cpu_seconds_per_iter, iters, peak_mem_mb, fwd, bwd}``, plus ``device``, ``torch``,
+``threads``, ``ipc``, ``profile``, ``date`` and the 1-min load averages.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # runnable as `python benchmarks/distill_speed.py`
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from ddlib.config import PROFILES  # noqa: E402
+from ddlib.context import Context  # noqa: E402
+from ddlib.cost import Meter  # noqa: E402
+from ddlib.data import load  # noqa: E402
+from ddlib.distill import DISTILLERS  # noqa: E402
+from ddlib.seeding import pick_device  # noqa: E402
+from ddlib.store import Store  # noqa: E402
+
+
+def time_method(name: str, split, prof, store: Store, ipc: int, iters: int) -> dict:
+    """``iters`` iterations of ``name`` in this process; upstream charges dropped."""
+    fn = DISTILLERS.get(name)
+    ctx = Context(prof, store, Meter(), quiet=True)
+    with Meter(split.train_x.device) as meter:
+        meter.charge = lambda cost: None  # the distiller's own loop only
+        ctx.meter = meter
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn(split, ipc, seed=0, ctx=ctx, iters=iters)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"seconds_per_iter": round(wall / iters, 4), "cpu_seconds_per_iter": round(cpu / iters, 4),
+            "iters": iters, "peak_mem_mb": round(meter.cost.peak_mem_mb, 1), "fwd": meter.cost.fwd,
+            "bwd": meter.cost.bwd}
+
+
+def in_child(name: str, args, store_dir: str, iters: int) -> dict:
+    """Run one method in a fresh interpreter (so peak memory is its own); its result dict."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--one", name, "--iters", str(iters),
+           "--ipc", str(args.ipc), "--profile", args.profile, "--store", store_dir]
+    if args.device:
+        cmd += ["--device", args.device]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", nargs="*", default=None, help="distillers (default: all registered)")
+    ap.add_argument("--iters", type=int, default=3, help="timed iterations per method")
+    ap.add_argument("--ipc", type=int, default=10)
+    ap.add_argument("--profile", default="default")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "distill_speed.json"))
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)    # child mode: one method
+    ap.add_argument("--store", default=None, help=argparse.SUPPRESS)  # child mode: cache folder
+    args = ap.parse_args(argv)
+    prof = PROFILES.get(args.profile)
+    dev = pick_device(args.device)
+    if args.one:
+        split = load(prof.dataset, prof, dev)
+        print(json.dumps(time_method(args.one, split, prof, Store(Path(args.store)), args.ipc, args.iters)))
+        return {}
+    split = load(prof.dataset, prof, dev)
+    methods = args.methods or list(DISTILLERS.names())
+    load_start = os.getloadavg()[0]
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in methods:
+            in_child(name, args, tmp, 1)  # warm-up: builds upstream caches (MTT's experts)
+            results[name] = in_child(name, args, tmp, args.iters)
+            print(f"{name:6s} {results[name]['seconds_per_iter']:9.3f} s/iter "
+                  f"({results[name]['cpu_seconds_per_iter']:.3f} CPU s)  "
+                  f"{results[name]['peak_mem_mb']:8.1f} MiB peak  ({args.iters} iters)", flush=True)
+    out = {"methods": results, "ipc": args.ipc, "profile": args.profile, "dataset": prof.dataset,
+           "pool": len(split.train_y),
+           "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+           "torch": torch.__version__, "threads": torch.get_num_threads(),
+           "load_avg_start": load_start, "load_avg_end": os.getloadavg()[0],
+           "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\n{'method':8s}{'s/iter':>10s}{'CPU s/iter':>12s}{'peak MiB':>10s}")
+    for name, r in results.items():
+        print(f"{name:8s}{r['seconds_per_iter']:10.3f}{r['cpu_seconds_per_iter']:12.3f}{r['peak_mem_mb']:10.1f}")
+    print(f"-> {args.out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

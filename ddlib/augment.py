@@ -51,6 +51,11 @@ def draw(strategy: str, rows: int, gen: torch.Generator, img_size: int) -> Optio
     if not ops:
         return None
     op = ops[int(torch.randint(len(ops), (1,), generator=gen))]
+    return draw_op(op, rows, gen, img_size)
+
+
+def draw_op(op: str, rows: int, gen: torch.Generator, img_size: int) -> AugParams:
+    """Parameters of operation ``op`` for ``rows`` rows (CPU generator)."""
     u = lambda: torch.rand(rows, generator=gen)  # noqa: E731
     if op == "color":
         p = {"b": u(), "s": u(), "c": u()}
@@ -130,3 +135,120 @@ def apply(x: torch.Tensor, params: Optional[AugParams],
 def augment(x: torch.Tensor, strategy: str, gen: torch.Generator) -> torch.Tensor:
     """Draw per-sample parameters for one op of ``strategy`` and apply them to ``x``."""
     return apply(x, draw(strategy, x.shape[0], gen, x.shape[-1]))
+
+
+# ---- per-row ops of mixed type (stored per-view augmentation, FKD-style) ----
+# Fixed slots of each op's parameters in a packed (rows, PARAM_SLOTS) float32 table.
+OP_KEYS = {"color": ("b", "s", "c"), "crop": ("tx", "ty"), "cutout": ("cx", "cy"), "flip": ("f",),
+           "scale": ("sx", "sy"), "rotate": ("a",)}
+PARAM_SLOTS = 3
+
+
+@dataclass(frozen=True)
+class MixedParams:
+    """One op per row, of possibly different types.
+
+    Attributes:
+        ops: the strategy's op names; ``op_ids`` index into it.
+        op_ids: (R,) uint8, the op of each row.
+        values: (R, PARAM_SLOTS) float32, the op's parameters in ``OP_KEYS`` order
+            (integer and boolean parameters are stored exactly as floats).
+    """
+
+    ops: tuple
+    op_ids: torch.Tensor
+    values: torch.Tensor
+
+    def nbytes(self) -> int:
+        return self.op_ids.numel() * self.op_ids.element_size() + self.values.numel() * self.values.element_size()
+
+
+def draw_mixed(strategy: str, rows: int, gen: torch.Generator, img_size: int) -> MixedParams:
+    """Draw an op of ``strategy`` independently for each of ``rows`` rows, and its parameters."""
+    ops = parse_strategy(strategy)
+    if not ops:
+        return MixedParams((), torch.zeros(rows, dtype=torch.uint8), torch.zeros(rows, PARAM_SLOTS))
+    op_ids = torch.randint(len(ops), (rows,), generator=gen)
+    values = torch.zeros(rows, PARAM_SLOTS)
+    for j, op in enumerate(ops):
+        p = draw_op(op, rows, gen, img_size)  # drawn for every row: a fixed stream layout
+        sel = op_ids == j
+        for s, k in enumerate(OP_KEYS[op]):
+            values[sel, s] = p.p[k][sel].float()
+    return MixedParams(ops, op_ids.to(torch.uint8), values)
+
+
+def _unpack(op: str, values: torch.Tensor) -> AugParams:
+    p = {}
+    for s, k in enumerate(OP_KEYS[op]):
+        v = values[:, s]
+        if op in ("crop", "cutout"):
+            v = v.round().long()
+        elif op == "flip":
+            v = v > 0.5
+        p[k] = v
+    return AugParams(op, p)
+
+
+def apply_mixed(x: torch.Tensor, params: MixedParams) -> torch.Tensor:
+    """Apply row ``i``'s own op to sample ``i`` of ``x`` (N, C, H, W); samples grouped by op."""
+    if not params.ops:
+        return x
+    if len(params.op_ids) != len(x):
+        raise ValueError(f"{len(params.op_ids)} parameter rows for a batch of {len(x)}")
+    out = torch.empty_like(x)
+    ids = params.op_ids.to(x.device).long()
+    vals = params.values.to(x.device)
+    for j, op in enumerate(params.ops):
+        rows = (ids == j).nonzero().flatten()
+        if len(rows):
+            out = out.index_copy(0, rows, apply(x[rows], _unpack(op, vals[rows])))
+    return out
+
+
+def crop_theta(boxes: torch.Tensor) -> torch.Tensor:
+    """Affine matrices (N, 2, 3) sampling boxes (N, 4) = (cx, cy, w, h) in [-1, 1] units / fractions.
+
+    ``cx, cy`` are the box centre in normalised coordinates, ``w, h`` its size as
+    a fraction of the image side.
+    """
+    theta = torch.zeros(len(boxes), 2, 3, dtype=boxes.dtype, device=boxes.device)
+    theta[:, 0, 0], theta[:, 1, 1] = boxes[:, 2], boxes[:, 3]
+    theta[:, 0, 2], theta[:, 1, 2] = boxes[:, 0], boxes[:, 1]
+    return theta
+
+
+def draw_resized_crops(n: int, gen: torch.Generator, scale=(0.08, 1.0),
+                       ratio=(3 / 4, 4 / 3)) -> torch.Tensor:
+    """Random-resized-crop boxes (n, 4) = (cx, cy, w, h), as torchvision's RandomResizedCrop.
+
+    Area fraction uniform in ``scale``, log-uniform aspect ratio in ``ratio``
+    (sides clipped to the image), centre uniform so the box stays inside.
+    """
+    area = torch.rand(n, generator=gen) * (scale[1] - scale[0]) + scale[0]
+    logr = torch.rand(n, generator=gen) * (math.log(ratio[1]) - math.log(ratio[0])) + math.log(ratio[0])
+    r = torch.exp(logr)
+    w = torch.sqrt(area * r).clamp(max=1.0)
+    h = torch.sqrt(area / r).clamp(max=1.0)
+    cx = (torch.rand(n, generator=gen) * 2 - 1) * (1 - w)
+    cy = (torch.rand(n, generator=gen) * 2 - 1) * (1 - h)
+    return torch.stack([cx, cy, w, h], 1)
+
+
+def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: Optional[int] = None) -> torch.Tensor:
+    """Crop boxes (N, 4) out of ``x`` (N, C, H, W) and resize to ``size`` (default H); differentiable."""
+    n, c, h, _ = x.shape
+    size = size or h
+    theta = crop_theta(boxes.to(x.device, x.dtype))
+    grid = F.affine_grid(theta, [n, c, size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def random_resized_crop(x: torch.Tensor, gen: torch.Generator, scale=(0.08, 1.0),
+                        flip: bool = True) -> torch.Tensor:
+    """Batched RandomResizedCrop (+ horizontal flip with p 0.5) of ``x`` (N, C, H, W), same size out."""
+    boxes = draw_resized_crops(len(x), gen, scale)
+    if flip:
+        f = torch.rand(len(x), generator=gen) < 0.5
+        boxes[:, 2] = torch.where(f, -boxes[:, 2], boxes[:, 2])  # negative width mirrors the crop
+    return resized_crop(x, boxes)

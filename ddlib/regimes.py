@@ -5,6 +5,8 @@
            un-augmented image) and kept fixed for every view of it.
 * ``slkd`` the teacher labels every augmented view online (knowledge distillation).
 * ``mt``   as ``slkd`` with an ensemble of teachers, probabilities averaged.
+* ``slkd_stored`` the teacher's logits on every view of every epoch, computed
+           once, stored in fp16 with the view parameters and replayed (FKD).
 
 Soft-label losses are Hinton et al.'s KD loss,
 ``T^2 * KL(softmax(t/T) || softmax(s/T))`` with batch-mean reduction.
@@ -12,6 +14,8 @@ Soft-label losses are Hinton et al.'s KD loss,
 from __future__ import annotations
 
 import abc
+import hashlib
+import time
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence
 
@@ -19,8 +23,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import __version__
 from . import augment as aug
+from .config import config_hash
+from .cost import Cost
 from .registry import Registry
+from .seeding import generator
 
 REGIMES = Registry("label regime")
 
@@ -144,6 +152,107 @@ class MultiTeacherKD(OnlineKD):
 
     def n_teachers(self, profile) -> int:
         return profile.n_teachers
+
+
+def tensor_hash(*named) -> str:
+    """16-hex SHA-256 of tensors (or (name, tensor) pairs): dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    for item in named:
+        k, v = item if isinstance(item, tuple) else ("", item)
+        t = v.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{k}:{t.dtype}:{tuple(v.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def module_hash(model: nn.Module) -> str:
+    """Hash of a module's state: a teacher's identity."""
+    return tensor_hash(*sorted(model.state_dict().items()))
+
+
+@REGIMES.register("slkd_stored")
+class StoredViewKD(Regime):
+    """FKD-style stored soft labels (Shen & Xing, *A Fast Knowledge Distillation
+    Framework for Visual Recognition*, ECCV 2022; the relabel of SRe2L / RDED).
+
+    A relabel pass runs the teacher ONCE on every view the student will see:
+    ``E = ceil(samples / n)`` epochs x ``n`` stored images, view ``(e, i)`` being
+    one DSA op of the run's strategy with its own parameters, drawn per
+    (epoch, image) from a generator seeded by the set key (not the student
+    seed).  The logits (E, n, K) are kept in fp16 with the view parameters and
+    replayed: the engine's sample ``i`` of epoch ``e`` is trained on exactly view
+    ``(e, i)`` against ``softmax(logits[e, i] / T)`` with the KD loss.  Cached
+    as artifact ``relabel`` keyed by set, teacher state, strategy, E, T.
+    """
+
+    name = "slkd_stored"
+
+    def n_teachers(self, profile) -> int:
+        return 1
+
+    @staticmethod
+    def epochs(n: int, samples: int) -> int:
+        return max(1, -(-int(samples) // max(int(n), 1)))
+
+    def label_bytes(self, n: int, k: int, samples: int = 0) -> int:
+        e = self.epochs(n, samples)
+        per_view = 1 + 4 * aug.PARAM_SLOTS  # uint8 op id + float32 parameter slots
+        if getattr(self, "plan", None) is not None and not self.plan.strategy:
+            per_view = 0  # no augmentation: nothing but the logits is stored
+        return e * n * (k * 2 + per_view)
+
+    def prepare(self, images, labels, teachers, T, plan=None):
+        super().prepare(images, labels, teachers, T, plan)
+        n, strategy = len(images), self.plan.strategy
+        e = self.epochs(n, self.plan.samples)
+        teacher = teachers[0]
+        if self.plan.cache is not None:
+            store, set_key = self.plan.cache
+        else:
+            store, set_key = None, tensor_hash(images)  # no set key: the images name the set
+        key = config_hash({"set": set_key, "teacher": module_hash(teacher), "strategy": strategy,
+                           "epochs": e, "T": float(T), "version": __version__})
+        art = store.load_artifact("relabel", key) if store is not None else None
+        if art is None:
+            t0 = time.perf_counter()
+            gen = generator(int(config_hash({"set": set_key})[:15], 16), "relabel-views")
+            size = images.shape[-1]
+            logits, ops, vals = [], [], []
+            with torch.no_grad():
+                for _ in range(e):
+                    mp = aug.draw_mixed(strategy, n, gen, size)
+                    x = aug.apply_mixed(images, mp)
+                    logits.append(torch.cat([teacher(x[i:i + 1024]).float() for i in range(0, n, 1024)]
+                                            ).half().cpu())
+                    ops.append(mp.op_ids)
+                    vals.append(mp.values)
+            cost = Cost(seconds=time.perf_counter() - t0, fwd=e * n, device=images.device.type)
+            art = {"logits": torch.stack(logits), "op_ids": torch.stack(ops), "values": torch.stack(vals),
+                   "ops": "_".join(aug.parse_strategy(strategy)), "cost": cost.as_dict()}
+            if store is not None:
+                store.save_artifact("relabel", key, art)
+        self.strategy = strategy
+        self.relabel_key = key
+        self.relabel_cost = Cost(**art["cost"])
+        self.stored_logits = art["logits"].to(images.device)  # (E, n, K) fp16
+        self.op_ids, self.values = art["op_ids"], art["values"]  # (E, n), (E, n, slots) on CPU
+        self.ops = aug.parse_strategy(art["ops"])
+        self._batch: Optional[torch.Tensor] = None
+
+    def view_params(self, idx: torch.Tensor, epoch: torch.Tensor) -> "aug.MixedParams":
+        """The stored parameters of views (epoch[b], idx[b]) as per-row ops."""
+        e, i = epoch.cpu().long(), idx.cpu().long()
+        return aug.MixedParams(self.ops, self.op_ids[e, i], self.values[e, i])
+
+    def views(self, images, idx, epoch, strategy, gen):
+        e = epoch.to(self.stored_logits.device).long() % len(self.stored_logits)
+        self._batch = self.stored_logits[e, idx.to(e.device)]
+        return aug.apply_mixed(images[idx], self.view_params(idx, e))
+
+    def loss(self, logits, views, idx):
+        stored = self._batch if self._batch is not None else self.stored_logits[0, idx]
+        self._batch = None
+        return kd_loss(logits, F.softmax(stored.float() / self.T, dim=1), self.T)
 
 
 def create_regime(name: str) -> Regime:

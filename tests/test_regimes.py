@@ -49,7 +49,7 @@ def _run(digits, smoke_profile, regime, teachers, budget, augment=None):
 
 
 def test_registered_regimes():
-    assert set(REGIMES.names()) == {"hl", "sl", "slkd", "mt"}
+    assert set(REGIMES.names()) == {"hl", "sl", "slkd", "mt", "slkd_stored"}
 
 
 @pytest.mark.parametrize("budget", [0.1, 0.5])

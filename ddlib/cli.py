@@ -85,6 +85,17 @@ def cmd_book(args) -> None:
     build_book(profile=args.profile, only=args.notebook, skip_build=args.no_build, quiet=args.quiet)
 
 
+def cmd_grid(args) -> None:
+    from .grid import run_grid
+
+    summary = run_grid(args.config, workers=args.workers, fail_fast=args.fail_fast, quiet=args.quiet)
+    print(summary.line())
+    for key, err in summary.failed:
+        print(f"failed {key}: {err}")
+    if summary.failed:
+        raise DDLibError(f"{len(summary.failed)} grid run(s) failed")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = _Parser(prog="python -m ddlib", description="ddbook's dataset-distillation study")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
@@ -114,10 +125,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     b.add_argument("--notebook", action="append", default=None, help="only these notebooks")
     b.add_argument("--no-build", action="store_true", help="execute notebooks only")
     b.add_argument("--quiet", action="store_true")
+    g = sub.add_parser("grid", help="run every missing point of a YAML grid file")
+    g.add_argument("config", help="YAML grid: dataset, methods, ipcs, regimes, budgets, seeds, profile, model")
+    g.add_argument("--workers", type=int, default=1, help="local worker processes")
+    g.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
+    g.add_argument("--quiet", action="store_true")
     logging.basicConfig(level=logging.INFO, format="ddlib: %(message)s", stream=sys.stderr)
     try:
         args = p.parse_args(argv)
-        {"list": cmd_list, "run": cmd_run, "results": cmd_results, "book": cmd_book}[args.cmd](args)
+        {"list": cmd_list, "run": cmd_run, "results": cmd_results, "book": cmd_book,
+         "grid": cmd_grid}[args.cmd](args)
     except DDLibError as e:
         print(f"ddlib: error: {e}", file=sys.stderr)
         return 2

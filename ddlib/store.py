@@ -56,6 +56,8 @@ class Store:
                 for c in COLUMNS:  # a store written by an older ddlib gains the new columns
                     if c not in have:
                         con.execute(f"ALTER TABLE runs ADD COLUMN {c} {_TYPES.get(c, 'TEXT')}")
+                con.execute("CREATE TABLE IF NOT EXISTS failures (key TEXT PRIMARY KEY, config_json TEXT, "
+                            "error TEXT, created TEXT)")
         except sqlite3.DatabaseError as e:
             raise DDLibError(f"results store {self.db_path} is unreadable: {e}") from None
 
@@ -82,6 +84,25 @@ class Store:
         with self._connect() as con:
             con.execute(f"INSERT OR IGNORE INTO runs ({', '.join(COLUMNS)}) VALUES "
                         f"({', '.join('?' * len(COLUMNS))})", vals)
+
+    def put_failure(self, key: str, config_json: str, error: str) -> None:
+        """Record (or replace) the error of a failed run; a later success clears it."""
+        import datetime as _dt
+
+        with self._connect() as con:
+            con.execute("INSERT OR REPLACE INTO failures (key, config_json, error, created) VALUES (?, ?, ?, ?)",
+                        (key, config_json, error, _dt.datetime.now(_dt.timezone.utc).isoformat()))
+
+    def clear_failure(self, key: str) -> None:
+        with self._connect() as con:
+            con.execute("DELETE FROM failures WHERE key = ?", (key,))
+
+    def failures(self) -> list:
+        """Failed runs without a stored row: dicts with key, config_json, error, created."""
+        with self._connect() as con:
+            con.row_factory = sqlite3.Row
+            return [dict(r) for r in con.execute(
+                "SELECT * FROM failures WHERE key NOT IN (SELECT key FROM runs) ORDER BY created")]
 
     def rows(self) -> list:
         with self._connect() as con:

@@ -1,0 +1,104 @@
+"""Equivalence of the fast paths: instance norm, and K models trained together (ddlib.batched)."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from ddlib.batched import can_batch, fit_many
+from ddlib.config import PROTOCOLS
+from ddlib.models import create_model
+from ddlib.regimes import create_regime
+from ddlib.train import fit
+
+
+def _sets(digits, seeds, n=20):
+    """A small labelled subset per seed (different images per run, as different condensed sets)."""
+    out = []
+    for s in seeds:
+        g = torch.Generator().manual_seed(100 + s)
+        idx = torch.randperm(len(digits.train_y), generator=g)[:n]
+        out.append((digits.train_x[idx].clone(), digits.train_y[idx].clone()))
+    return out
+
+
+@pytest.mark.parametrize("regime", ["hl", "sl", "slkd"])
+def test_fit_many_matches_fit(digits, regime):
+    m = digits.meta
+    proto = PROTOCOLS.get("sgd_cos_b64_lr1_v1")
+    teacher = create_model("convnet_d3w16", m.num_classes, m.in_chans, m.img_size, seed=7).eval()
+    seeds = [0, 1, 2]
+    sets = _sets(digits, seeds)
+    alone = [create_model("convnet_d3w16", m.num_classes, m.in_chans, m.img_size, seed=10 + s)
+             for s in seeds]
+    together = [copy.deepcopy(x) for x in alone]
+    kw = dict(teachers=[teacher], budget=0.4, pool_size=len(digits.train_y), protocol=proto)
+    res1 = [fit(net, x, y, regime=create_regime(regime), seed=s, **kw)
+            for net, (x, y), s in zip(alone, sets, seeds)]
+    res2 = fit_many(together, [x for x, _ in sets], [y for _, y in sets],
+                    regimes=[create_regime(regime) for _ in seeds], seeds=seeds, **kw)
+    assert res1[0].steps > 3  # several steps, with momentum and the lr schedule in play
+    for a, b, r1, r2 in zip(alone, together, res1, res2):
+        assert (r1.steps, r1.samples_seen) == (r2.steps, r2.samples_seen)
+        assert r1.final_loss == pytest.approx(r2.final_loss, rel=1e-3, abs=1e-4)
+        for (n, p), q in zip(a.named_parameters(), b.parameters()):
+            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=n)
+    # the runs really differ from each other (seeds and sets are not ignored)
+    assert not torch.allclose(together[0].classifier.weight, together[1].classifier.weight)
+
+
+def test_can_batch_rejects_buffers_and_mixed(digits):
+    m = digits.meta
+    a = create_model("convnet_d3w16", m.num_classes, m.in_chans, m.img_size, seed=0)
+    assert can_batch([a, copy.deepcopy(a)])
+    assert not can_batch([a, create_model("convnet_d3w32", m.num_classes, m.in_chans, m.img_size)])
+    assert not can_batch([create_model("convnet_d3w16_bn", m.num_classes, m.in_chans, m.img_size)] * 2)
+
+
+@pytest.mark.parametrize("cpu_threads", [True, False])
+def test_study_batched_seeds_same_rows(tmp_path, monkeypatch, cpu_threads):
+    import ddlib.batched
+    from ddlib.store import Store
+    from ddlib.study import Study
+
+    monkeypatch.setattr(ddlib.batched, "CPU_THREADS", cpu_threads)  # False: fit_many on CPU too
+
+    # few steps: at the smoke lr (0.1) rounding differences (grouped vs single convolutions)
+    # grow over a run, as they do between two thread counts of the plain engine
+    s = Study.from_params("smoke", methods=["random"], ipcs=[10], regimes=["hl"], budgets=[0.4],
+                          seeds=[0, 1, 2])
+    one = s.run(Store(tmp_path / "one"), quiet=True, batch_seeds=False).sort_values("seed")
+    many = s.run(Store(tmp_path / "many"), quiet=True, batch_seeds=True).sort_values("seed")
+    # the batched path really ran: one group, so every row carries the group's time / 3
+    assert many["train_seconds"].nunique() == 1
+    assert one["train_seconds"].nunique() == 3
+    assert list(one["key"]) == list(many["key"])
+    for col in ("steps", "samples_seen", "label_bytes"):
+        assert list(one[col]) == list(many[col])
+    assert one["accuracy"].tolist() == pytest.approx(many["accuracy"].tolist(), abs=3e-3)
+    assert one["accuracy"].nunique() > 1  # seeds give different students
+
+
+def test_fit_threads_matches_fit(digits):
+    from ddlib.batched import _Captured, _capture, fit_threads
+
+    m = digits.meta
+    proto = PROTOCOLS.get("sgd_cos_b64_lr1_v1")
+    sets = _sets(digits, [0, 1, 2])
+    alone = [create_model("convnet_d3w16", m.num_classes, m.in_chans, m.img_size, seed=s) for s in range(3)]
+    conc = [copy.deepcopy(x) for x in alone]
+    kw = dict(teachers=[], budget=0.4, pool_size=len(digits.train_y), protocol=proto)
+    res1 = [fit(n, x, y, regime=create_regime("hl"), seed=s, **kw) for s, (n, (x, y)) in enumerate(zip(alone, sets))]
+    calls = []
+    for s, (n, (x, y)) in enumerate(zip(conc, sets)):
+        with pytest.raises(_Captured) as c:
+            _capture(n, x, y, regime=create_regime("hl"), seed=s, **kw)
+        calls.append(c.value)
+    threads = torch.get_num_threads()
+    res2 = fit_threads(calls, workers=2)
+    assert torch.get_num_threads() == threads  # restored
+    assert [r.steps for r in res1] == [r.steps for r in res2]
+    for a, b in zip(alone, conc):
+        for p, q in zip(a.parameters(), b.parameters()):
+            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)

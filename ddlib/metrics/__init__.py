@@ -1,1 +1,1 @@
-"""Statistics over runs (bootstrap CIs) and, later, condensed-set quality metrics."""
+"""Statistics over runs (``stats``: bootstrap CIs, Spearman CI) and condensed-set quality (``quality``)."""

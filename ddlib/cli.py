@@ -1,4 +1,8 @@
-"""Command line: ``python -m ddlib {list,run,results,book}``.
+"""Command line: ``python -m ddlib {list,run,results,book,grid}``.
+
+``torchrun --nproc_per_node=N -m ddlib run ...`` trains data-parallel
+(:mod:`ddlib.distributed`); ``grid --ray ADDRESS`` runs a grid on Ray
+(:mod:`ddlib.grid_ray`).
 
 Every user error (unknown name, bad IPC, missing data, corrupt file) is one
 line on stderr starting with ``ddlib: error:`` and exit status 2; nothing
@@ -51,9 +55,13 @@ def cmd_list(args) -> None:
 
 
 def cmd_run(args) -> None:
+    import functools
+
+    from . import distributed
     from .config import RunConfig
     from .runner import run
     from .store import Store
+    from .train import fit
 
     hp = _hp(args.hp)
     if args.teacher_checkpoint:
@@ -62,7 +70,17 @@ def cmd_run(args) -> None:
                     budget=args.budget, seed=args.seed, profile=args.profile, model=args.model,
                     protocol=args.protocol, hparams=hp, eval_lr=args.eval_lr)
     store = Store()
-    row, reused = run(cfg, store, device=args.device, quiet=args.quiet)
+    info = distributed.init_from_env(args.device)  # under torchrun: DDP teacher and student training
+    try:
+        if info is not None and not info.is_main:
+            logging.getLogger("ddlib").setLevel(logging.WARNING)
+        fit_fn = functools.partial(fit, dist=info) if info is not None else None
+        row, reused = run(cfg, store, device=info.device if info else args.device,
+                          quiet=args.quiet or bool(info and not info.is_main), fit_fn=fit_fn)
+    finally:
+        distributed.shutdown()
+    if info is not None and not info.is_main:
+        return
     print(f"{'reused' if reused else 'stored'} {row['key']}: {row['dataset']} {row['method']} "
           f"ipc={row['ipc']} {row['regime']} budget={row['budget']:g} seed={row['seed']} "
           f"accuracy={row['accuracy']:.4f} -> {store.db_path}")
@@ -86,9 +104,16 @@ def cmd_book(args) -> None:
 
 
 def cmd_grid(args) -> None:
+    from .distributed import launched
     from .grid import run_grid
+    from .grid_ray import RayOptions
 
-    summary = run_grid(args.config, workers=args.workers, fail_fast=args.fail_fast, quiet=args.quiet)
+    if launched():
+        raise DDLibError("grid does not run under torchrun; use --workers N or --ray ADDRESS "
+                         "(torchrun is for one run: torchrun -m ddlib run ...)")
+    ray = RayOptions(args.ray, args.ray_cpus, args.ray_memory_gb) if args.ray else None
+    summary = run_grid(args.config, workers=args.workers, fail_fast=args.fail_fast, quiet=args.quiet,
+                       ray=ray)
     print(summary.line())
     for key, err in summary.failed:
         print(f"failed {key}: {err}")
@@ -129,6 +154,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     g.add_argument("config", help="YAML grid: dataset, methods, ipcs, regimes, budgets, seeds, profile, model")
     g.add_argument("--workers", type=int, default=1, help="local worker processes")
     g.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
+    g.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run on Ray: auto (the running cluster), local (a new local instance) or host:port")
+    g.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs each Ray task asks for")
+    g.add_argument("--ray-memory-gb", type=float, default=2.0, help="memory each Ray task asks for")
     g.add_argument("--quiet", action="store_true")
     logging.basicConfig(level=logging.INFO, format="ddlib: %(message)s", stream=sys.stderr)
     try:

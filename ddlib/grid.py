@@ -8,6 +8,7 @@ row written by :meth:`ddlib.store.Store.put` as it finishes (SQLite WAL, one
 transaction per row, so a killed grid leaves whole rows only and a restart
 finishes exactly the missing ones).  A failing run is recorded in the store's
 ``failures`` table and does not stop the grid unless ``fail_fast``.
+With ``ray=`` the runs are Ray tasks instead (:mod:`ddlib.grid_ray`).
 """
 from __future__ import annotations
 
@@ -87,7 +88,12 @@ def _worker(args) -> Tuple[str, Optional[str]]:
         run(cfg, Store(Path(root)), device=device, quiet=True)
         return cfg.key(), None
     except Exception as e:  # recorded, not raised: one bad run must not stop the grid
-        return cfg.key(), f"{type(e).__name__}: {e}" if not isinstance(e, DDLibError) else str(e)
+        return cfg.key(), error_text(e)
+
+
+def error_text(e: BaseException) -> str:
+    """One line for the failures table: a DDLibError's message, else 'Type: message'."""
+    return str(e) if isinstance(e, DDLibError) else f"{type(e).__name__}: {e}"
 
 
 def _devices(workers: int) -> List[Optional[str]]:
@@ -98,7 +104,7 @@ def _devices(workers: int) -> List[Optional[str]]:
 
 
 def run_grid(spec, store: Optional[Store] = None, *, workers: int = 1, fail_fast: bool = False,
-             quiet: bool = False) -> GridSummary:
+             quiet: bool = False, ray=None) -> GridSummary:
     """Run every missing point of a grid (a dict, or a path to a YAML grid file).
 
     Args:
@@ -107,6 +113,9 @@ def run_grid(spec, store: Optional[Store] = None, *, workers: int = 1, fail_fast
         workers: local worker processes (one CUDA device each, round robin, when present).
         fail_fast: stop at the first failed run.
         quiet: no progress bar.
+        ray: run on Ray instead of local workers: a cluster address ("auto",
+            "local", "host:port") or a :class:`ddlib.grid_ray.RayOptions`
+            (``workers`` is then ignored; see :mod:`ddlib.grid_ray`).
     """
     store = store or Store()
     if isinstance(spec, (str, Path)):
@@ -137,7 +146,18 @@ def run_grid(spec, store: Optional[Store] = None, *, workers: int = 1, fail_fast
         bar.update(1)
 
     try:
-        if workers <= 1:
+        if ray is not None:
+            from .grid_ray import run_on_ray
+
+            results = run_on_ray(todo, store, ray)
+            for key, row, err in results:
+                if row is not None:
+                    store.put(row)  # the driver writes every row, once
+                record(key, err)
+                if failed and fail_fast:
+                    results.close()  # cancels the tasks still pending
+                    break
+        elif workers <= 1:
             for j in jobs:
                 record(*_worker(j))
                 if failed and fail_fast:

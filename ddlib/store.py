@@ -8,6 +8,8 @@ Layout under ``$DDLIB_HOME`` (default ``~/.cache/ddlib``)::
 Rows are inserted in one SQLite transaction, so a crash leaves either the whole
 row or none.  Artifacts are written to a temp file, fsync'ed, then renamed
 into place, and loaded with ``weights_only=True`` (no arbitrary unpickling).
+Under ``torchrun`` only rank 0 writes (rows and artifacts), then all ranks
+meet at a barrier (:mod:`ddlib.distributed`).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import Any, Dict, Iterable, Optional
 
 import torch
 
+from . import distributed
 from .registry import DDLibError
 
 COLUMNS = (
@@ -81,9 +84,11 @@ class Store:
         if missing:
             raise ValueError(f"row lacks columns {missing}")
         vals = [json.dumps(row[c]) if isinstance(row[c], (dict, list)) else row[c] for c in COLUMNS]
-        with self._connect() as con:
-            con.execute(f"INSERT OR IGNORE INTO runs ({', '.join(COLUMNS)}) VALUES "
-                        f"({', '.join('?' * len(COLUMNS))})", vals)
+        if distributed.is_writer():  # under torchrun rank 0 alone writes; the others wait
+            with self._connect() as con:
+                con.execute(f"INSERT OR IGNORE INTO runs ({', '.join(COLUMNS)}) VALUES "
+                            f"({', '.join('?' * len(COLUMNS))})", vals)
+        distributed.barrier()
 
     def put_failure(self, key: str, config_json: str, error: str) -> None:
         """Record (or replace) the error of a failed run; a later success clears it."""
@@ -128,6 +133,9 @@ class Store:
     def save_artifact(self, kind: str, key: str, obj: Dict[str, Any]) -> Path:
         """Atomically write a dict of tensors / plain values (temp, fsync, rename)."""
         path = self.artifact_path(kind, key)
+        if not distributed.is_writer():  # torchrun: rank 0 writes, see ddlib.distributed
+            distributed.barrier()
+            return path
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
         try:
@@ -139,6 +147,7 @@ class Store:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        distributed.barrier()
         return path
 
     def load_artifact(self, kind: str, key: str) -> Optional[Dict[str, Any]]:

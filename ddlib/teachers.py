@@ -5,6 +5,7 @@ A teacher is the profile's ``teacher_model`` trained with hard labels for
 ``1000 + i`` for ensemble member ``i`` (never the run seed, so every run of a
 study shares the same teachers).  Nothing is downloaded; a user may name a
 local checkpoint (a ``state_dict`` saved with ``torch.save``) instead.
+Under ``torchrun`` a teacher trains data-parallel (:mod:`ddlib.distributed`).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn as nn
 
-from . import __version__
+from . import __version__, distributed
 from .config import PROTOCOLS, Profile, config_hash
 from .cost import Cost, Meter
 from .data import Split
@@ -70,8 +71,9 @@ def get_teacher(split: Split, profile: Profile, store: Store, member: int = 0, *
             res = fit(model, split.train_x, split.train_y, regime=create_regime("hl"), teachers=[],
                       budget=cfg["epochs"], pool_size=len(split.train_y),
                       protocol=PROTOCOLS.get(cfg["protocol"]), seed=cfg["seed"], quiet=quiet,
-                      desc=f"teacher {member}")
+                      desc=f"teacher {member}", dist=distributed.current())
             meter.backward(res.samples_seen)
+            meter.fwd = int(distributed.all_sum(meter.fwd))  # under torchrun each rank saw its slice
         val = evaluate(model, split.val_x, split.val_y)
         art = {"state": {k: v.cpu() for k, v in model.state_dict().items()},
                "cost": meter.cost.as_dict(), "val_accuracy": val, "config": cfg}
@@ -82,11 +84,11 @@ def get_teacher(split: Split, profile: Profile, store: Store, member: int = 0, *
 
 
 def get_teachers(split: Split, profile: Profile, store: Store, n: int, *, quiet: bool = True,
-                 checkpoint: Optional[str] = None) -> Tuple[List[nn.Module], Cost]:
-    """The first ``n`` ensemble members and the sum of their training costs."""
+                 checkpoint: Optional[str] = None, arch: str = "") -> Tuple[List[nn.Module], Cost]:
+    """The first ``n`` ensemble members (of ``arch``, default the profile's) and their training costs."""
     models, total = [], Cost(device=split.train_x.device.type)
     for i in range(n):
-        m, c = get_teacher(split, profile, store, i, quiet=quiet,
+        m, c = get_teacher(split, profile, store, i, quiet=quiet, arch=arch,
                            checkpoint=checkpoint if i == 0 else None)
         for p in m.parameters():
             p.requires_grad_(False)

@@ -89,7 +89,8 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
         teachers: List[nn.Module], budget: float, pool_size: int, protocol: Protocol,
         seed: int, augment: Optional[str] = None, quiet: bool = True,
         desc: str = "train", lr: Optional[float] = None, cache=None,
-        lr_schedule: Optional[torch.Tensor] = None, schedule_chunks: int = 1) -> FitResult:
+        lr_schedule: Optional[torch.Tensor] = None, schedule_chunks: int = 1,
+        dist=None) -> FitResult:
     """Train ``model`` in place on (images (M, C, H, W), labels (M,) or (M, K)).
 
     Args:
@@ -108,6 +109,9 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
             :func:`fit_schedule`.
         schedule_chunks: with ``lr_schedule``, the stored images split into this
             many contiguous equal batches; step ``s`` uses batch ``s mod chunks``.
+        dist: a :class:`ddlib.distributed.DistInfo` to split every batch across
+            the torchrun processes with DDP (same result as one process, up to
+            float rounding); None trains in this process alone.
     """
     if lr_schedule is not None:
         return fit_schedule(model, images, labels, regime=regime, teachers=teachers,
@@ -124,6 +128,11 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
     opt = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=protocol.momentum,
                           weight_decay=protocol.weight_decay)
     model.train()
+    net = model
+    if dist is not None:
+        from . import distributed
+
+        net = distributed.wrap(model, dist)
     loss_val = float("nan")
     for step, bs in enumerate(tqdm(sizes, desc=desc, disable=quiet, leave=False)):
         for g in opt.param_groups:
@@ -131,11 +140,17 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
         idx, epoch = order.next_with_epoch(bs)
         idx = idx.to(device)
         views = regime.views(images, idx, epoch, strategy, agen)
-        loss = regime.loss(model(views), views, idx)
+        if dist is None:
+            loss = regime.loss(net(views), views, idx)
+        else:  # every rank drew the same global batch and views; each trains on its slice
+            loss = distributed.shard_loss(net, regime, views, idx, dist)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         loss_val = float(loss.detach())
+    if dist is not None:
+        distributed.unwrap(model)
+        loss_val = distributed.all_sum(loss_val) / dist.world  # the global batch's mean loss
     return FitResult(len(sizes), sum(sizes), time.perf_counter() - t0, loss_val)
 
 

@@ -34,8 +34,19 @@ class RawData:
 
 
 def data_root() -> Path:
-    """Folder for datasets: ``$DDLIB_DATA``, else ``~/.cache/ddlib/data``."""
-    return Path(os.environ.get("DDLIB_DATA", Path.home() / ".cache" / "ddlib" / "data"))
+    """Folder for datasets: ``$DDLIB_DATA``, else ``~/.cache/ddlib/data``.
+
+    Raises:
+        DDLibError: ``$DDLIB_DATA`` names a folder that does not exist (a typo
+            must not send torchvision downloading into a new folder).
+    """
+    env = os.environ.get("DDLIB_DATA")
+    if env:
+        if not Path(env).is_dir():
+            raise DDLibError(f"data folder $DDLIB_DATA={env} does not exist; create it or unset "
+                             f"DDLIB_DATA to use ~/.cache/ddlib/data")
+        return Path(env)
+    return Path.home() / ".cache" / "ddlib" / "data"
 
 
 @SOURCES.register("digits")
@@ -139,8 +150,10 @@ def _torchvision_source(cls_name: str):
             try:
                 tr, te = _torchvision(cls_name, root, download=True)
             except Exception as e:
+                why = str(e).splitlines()[0] if str(e) else ""
                 raise DDLibError(f"{cls_name} not found under {root} and its download failed "
-                                 f"({type(e).__name__}); set $DDLIB_DATA to a torchvision root") from None
+                                 f"({type(e).__name__}: {why}); set $DDLIB_DATA to a torchvision root"
+                                 ) from None
         return _tv_raw(tr, te, getattr(tr, "classes", range(int(max(tr.targets)) + 1)))
 
     load.__doc__ = f"torchvision's {cls_name} from ``$DDLIB_DATA`` (downloaded there if missing)."

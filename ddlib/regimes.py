@@ -2,7 +2,7 @@
 
 * ``hl``   cross-entropy on hard labels.
 * ``sl``   a teacher's soft label computed once per stored image (on the
-           un-augmented image) and kept fixed for every view of it.
+           un-augmented image), kept in fp16 and fixed for every view of it.
 * ``slkd`` the teacher labels every augmented view online (knowledge distillation).
 * ``mt``   as ``slkd`` with an ensemble of teachers, probabilities averaged.
 * ``slkd_stored`` the teacher's logits on every view of every epoch, computed
@@ -83,6 +83,17 @@ class Regime(abc.ABC):
         """
         return n
 
+    def label_cost(self, n: int, samples: int = 0) -> Cost:
+        """What labelling ``n`` stored images spent before training (teacher passes, seconds).
+
+        Charged to the row's construction cost (the *relabel* of SRe2L / RDED).
+        Online teachers (``slkd``, ``mt``) label during training: nothing here.
+        A pure function of the sizes except for ``slkd_stored``, whose recorded
+        relabel cost is known once prepared (batched runs replay without
+        ``prepare``).
+        """
+        return Cost()
+
     def prepare(self, images: torch.Tensor, labels: torch.Tensor,
                 teachers: List[nn.Module], T: float, plan: Optional[FitPlan] = None) -> None:
         self.labels, self.teachers, self.T = labels, teachers, T
@@ -123,9 +134,13 @@ class StoredSoftLabels(Regime):
     def label_bytes(self, n: int, k: int, samples: int = 0) -> int:
         return n * k * 2  # one fp16 probability vector per stored image
 
+    def label_cost(self, n: int, samples: int = 0) -> Cost:
+        return Cost(fwd=n)  # one teacher pass per stored image
+
     def prepare(self, images, labels, teachers, T, plan=None):
         super().prepare(images, labels, teachers, T, plan)
-        self.soft: Optional[torch.Tensor] = teacher_probs(teachers, images, T)
+        # what is stored is fp16 (label_bytes): train on exactly that
+        self.soft: Optional[torch.Tensor] = teacher_probs(teachers, images, T).half().float()
 
     def loss(self, logits, views, idx):
         return kd_loss(logits, self.soft[idx], self.T)
@@ -200,6 +215,10 @@ class StoredViewKD(Regime):
         if getattr(self, "plan", None) is not None and not self.plan.strategy:
             per_view = 0  # no augmentation: nothing but the logits is stored
         return e * n * (k * 2 + per_view)
+
+    def label_cost(self, n: int, samples: int = 0) -> Cost:
+        cost = getattr(self, "relabel_cost", None)
+        return cost if cost is not None else Cost(fwd=self.epochs(n, samples) * n)
 
     def prepare(self, images, labels, teachers, T, plan=None):
         super().prepare(images, labels, teachers, T, plan)

@@ -138,8 +138,10 @@ def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] 
         schedule = extras["lrs"].to(dev)
         lr = float(schedule.mean())
     regime = create_regime(r.regime)
+    # a set built against its own teacher (sre2l's BN teacher) is relabelled by that teacher
+    teacher_arch = str(extras.get("teacher_arch", "")) or prof.teacher_model
     teachers, _ = get_teachers(split, prof, store, regime.n_teachers(prof), quiet=quiet,
-                               checkpoint=dict(r.hparams).get("teacher_ckpt"))
+                               checkpoint=dict(r.hparams).get("teacher_ckpt"), arch=teacher_arch)
     m = split.meta
     model = create_model(r.model, m.num_classes, m.in_chans, m.img_size,
                          seed=stream_seed(r.seed, "init")).to(dev)
@@ -156,6 +158,7 @@ def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] 
                           seed=r.seed, quiet=quiet, desc=f"{r.method} ipc={r.ipc} {r.regime} B={r.budget:g}",
                           cache=(store, build_key(r)), lr_schedule=schedule,
                           schedule_chunks=int(extras.get("steps", 1)))
+    cost = cost + regime.label_cost(len(images), res.samples_seen)  # the relabel is construction
     row = {
         "key": key, "dataset": r.dataset, "method": r.method, "family": method_family(r.method),
         "ipc": r.ipc, "regime": r.regime, "budget": r.budget, "seed": r.seed, "profile": r.profile,
@@ -166,7 +169,7 @@ def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] 
         "build_seconds": cost.seconds, "build_peak_mem_mb": cost.peak_mem_mb, "build_fwd": cost.fwd,
         "build_bwd": cost.bwd,
         "label_bytes": cost.label_bytes + regime.label_bytes(len(images), m.num_classes, res.samples_seen),
-        "device": str(dev.type), "teacher_model": prof.teacher_model if regime.n_teachers(prof) else "",
+        "device": str(dev.type), "teacher_model": teacher_arch if regime.n_teachers(prof) or "teacher_arch" in extras else "",
         "eval_lr": r.eval_lr, "lr": lr,
         "version": __version__, "git_commit": git_commit(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -143,7 +143,8 @@ def test_tile_places_patches_and_untile_inverts():
 
 def test_auto_patch_settings():
     assert auto_settings(8, 0, -1.0) == (1, 0.5)  # small images: whole crops, large ones
-    assert auto_settings(32, 0, -1.0) == (2, 0.08)  # the reference's settings
+    assert auto_settings(32, 0, -1.0) == (1, 0.08)  # the reference's CIFAR / Tiny-ImageNet scripts
+    assert auto_settings(128, 0, -1.0) == (2, 0.08)  # ... and its ImageNet-subset ones
     assert auto_settings(8, 2, 0.3) == (2, 0.3)  # explicit values win
 
 
@@ -162,7 +163,7 @@ def _ctx(profile, tmp_path, budget=None):
     return Context(profile, Store(tmp_path), Meter(), quiet=True, budget=budget)
 
 
-FAST = {"sre2l": {"iters": 3}, "rded": {"n_real": 20, "n_crops": 3}, "cim": {"iters": 3, "n_real": 12},
+FAST = {"sre2l": {"iters": 3}, "rded": {"n_real": 20, "n_crops": 3}, "cim": {"iters": 3, "n_real": 12, "factor": 2},
         "ca2d": {"n_real": 20, "n_crops": 3, "budget": 2.0}}
 
 
@@ -228,10 +229,10 @@ def test_ca2d_harder_patches_for_larger_budget(digits, fast_teacher_profile, tmp
 
 def test_cim_starts_at_anchor_mosaic_and_alignment_decreases(digits, fast_teacher_profile, tmp_path):
     s0 = distill("cim", digits, 1, seed=0, ctx=_ctx(fast_teacher_profile, tmp_path), iters=1, lr=0.0,
-                 n_real=12)
+                 n_real=12, factor=2)
     assert torch.equal(s0.images, s0.extras["anchor_mosaic"])  # residual is zero before any update
     s = distill("cim", digits, 1, seed=0, ctx=_ctx(fast_teacher_profile, tmp_path), iters=25, lr=0.05,
-                n_real=12, strategy="")
+                n_real=12, strategy="", factor=2)
     lc = s.extras["loss_curve"]
     assert lc[-3:].mean() < 0.9 * lc[:3].mean()
     assert not torch.equal(s.images, s.extras["anchor_mosaic"])
@@ -268,3 +269,87 @@ def test_rded_mosaic_holds_the_easiest_crops_in_order(digits, fast_teacher_profi
         quads = [got[:, :4, :4], got[:, :4, 4:], got[:, 4:, :4], got[:, 4:, 4:]]
         for q, w in zip(quads, want):
             assert torch.allclose(q, rded.downsample(w[None], 4)[0], atol=1e-6)
+
+
+# ---------------------------------------------------------------- regressions
+def _student_accuracy(digits, profile, images, labels, budget=2.0, seed=0):
+    from ddlib.train import evaluate
+
+    student = create_model(profile.model, 10, 1, 8, seed=seed)
+    fit(student, images, labels, regime=create_regime("hl"), teachers=[], budget=budget,
+        pool_size=len(digits.train_y), protocol=PROTOCOLS.get(profile.protocol), seed=seed)
+    return evaluate(student, digits.test_x, digits.test_y)
+
+
+@pytest.mark.parametrize("ipc", [1, 10])
+def test_cim_on_8px_digits_trains_students_above_chance(ipc, digits, fast_teacher_profile, tmp_path):
+    """Regression: 2 x 2 mosaics of 4 px patches trained students at chance (0.09) on digits."""
+    s = distill("cim", digits, ipc, seed=0, ctx=_ctx(fast_teacher_profile, tmp_path))
+    assert s.extras["factor"] == 1 and s.images.shape == (10 * ipc, 1, 8, 8)
+    assert _student_accuracy(digits, fast_teacher_profile, s.images, s.labels) > 0.3  # chance: 0.1
+
+
+def test_cim_residual_keeps_pixels_in_range(digits, fast_teacher_profile, tmp_path):
+    s = distill("cim", digits, 1, seed=0, ctx=_ctx(fast_teacher_profile, tmp_path), iters=20, lr=5.0,
+                n_real=12, factor=2)
+    m = digits.meta
+    lo, hi = (0 - m.mean[0]) / m.std[0], (1 - m.mean[0]) / m.std[0]
+    assert float(s.images.min()) >= lo - 1e-5 and float(s.images.max()) <= hi + 1e-5
+    assert not torch.equal(s.images, s.extras["anchor_mosaic"])
+
+
+def test_sl_soft_labels_are_the_stored_fp16_and_charged(digits, smoke_profile):
+    reg = create_regime("sl")
+    x, y = _set(digits)
+    teacher = _teacher()
+    reg.prepare(x, y, [teacher], 1.0)
+    assert torch.equal(reg.soft, reg.soft.half().float())  # trained on what label_bytes counts
+    assert reg.label_bytes(len(x), 10) == len(x) * 10 * 2
+    assert reg.label_cost(len(x)).fwd == len(x) and teacher.samples == len(x)
+    assert create_regime("slkd").label_cost(len(x), 1000).fwd == 0  # online: paid during training
+
+
+@pytest.fixture
+def fast_smoke(fast_teacher_profile, monkeypatch):
+    """RunConfigs naming ``smoke`` get the 1-epoch-teacher profile (no 40-epoch teachers in tests)."""
+    from ddlib.config import PROFILES
+
+    monkeypatch.setitem(PROFILES._items, "smoke", fast_teacher_profile)
+    return fast_teacher_profile
+
+
+def test_runner_relabels_sre2l_with_its_bn_teacher(home, fast_smoke, monkeypatch):
+    """Regression: sre2l's sets were soft-labelled by the profile's instance-norm teacher, not by
+    the BN teacher they were recovered from, and students collapsed to one class (0.10) under sl."""
+    import ddlib.runner as runner
+    from ddlib.config import RunConfig
+    from ddlib.distill.sre2l import default_bn_arch
+
+    archs = []
+    real = runner.get_teachers
+    monkeypatch.setattr(runner, "get_teachers", lambda *a, **k: archs.append(k["arch"]) or real(*a, **k))
+    bn = default_bn_arch(fast_smoke.teacher_model)
+    assert bn != fast_smoke.teacher_model
+    row, _ = runner.run(RunConfig("digits", "sre2l", 1, "sl", 0.2, 0, "smoke", hparams=(("iters", 2),)), home)
+    assert archs == [bn] and row["teacher_model"] == bn
+    row, _ = runner.run(RunConfig("digits", "rded", 1, "sl", 0.2, 0, "smoke",
+                                  hparams=(("n_crops", 2), ("n_real", 10))), home)
+    assert archs[-1] == fast_smoke.teacher_model and row["teacher_model"] == fast_smoke.teacher_model
+
+
+def test_runner_charges_the_relabel_to_the_row(home, fast_smoke):
+    """sl: one teacher pass per stored image; slkd_stored: one per view, and its seconds."""
+    from ddlib.config import RunConfig
+    from ddlib.runner import run
+
+    hp = (("n_crops", 2), ("n_real", 10))
+    rows = {r: run(RunConfig("digits", "rded", 2, r, 0.2, 0, "smoke", hparams=hp), home)[0]
+            for r in ("hl", "sl", "slkd", "slkd_stored")}
+    n = 20
+    views = -(-rows["hl"]["samples_seen"] // n) * n
+    assert rows["sl"]["build_fwd"] == rows["hl"]["build_fwd"] + n
+    assert rows["slkd"]["build_fwd"] == rows["hl"]["build_fwd"]
+    assert rows["slkd_stored"]["build_fwd"] == rows["hl"]["build_fwd"] + views
+    assert rows["slkd_stored"]["build_seconds"] > rows["hl"]["build_seconds"]
+    assert rows["sl"]["label_bytes"] == n * 10 * 2
+    assert rows["slkd_stored"]["label_bytes"] == views * (10 * 2 + 1 + 4 * aug.PARAM_SLOTS)

@@ -39,11 +39,11 @@ def budget_target(ctx, budget: Optional[float], pool: int, k: int, ipc: int, **k
 @register("ca2d")
 def distill_ca2d(train, ipc: int, *, seed: int, ctx, factor: int = 0, n_real: int = 300,
                  n_crops: int = 5, crop_scale_min: float = -1.0, crop_scale_max: float = 1.0,
-                 budget: Optional[float] = None, **knobs):
+                 budget: Optional[float] = None, teacher_arch: str = "", **knobs):
     """Budget-aware RDED patches.
 
     Args:
-        factor, n_real, n_crops, crop_scale_min, crop_scale_max: as ``rded``.
+        factor, n_real, n_crops, crop_scale_min, crop_scale_max, teacher_arch: as ``rded``.
         budget: full-pool epochs, only used when ``ctx.budget`` is None.
         **knobs: ``t_min``, ``t_max``, ``e0``, ``e_max`` of ``cad_target``.
 
@@ -56,10 +56,10 @@ def distill_ca2d(train, ipc: int, *, seed: int, ctx, factor: int = 0, n_real: in
         raise DDLibError(f"ca2d: unknown hyperparameter(s) {', '.join(bad)}")
     t = budget_target(ctx, budget, len(train.train_y), train.num_classes, ipc,
                       **{k: float(knobs.get(k, v)) for k, v in KNOBS.items()})
-    images, labels, loss = patch_synthesis(train, ipc, seed=seed, ctx=ctx, factor=factor, n_real=n_real,
-                                           n_crops=n_crops, crop_scale=(crop_scale_min, crop_scale_max),
-                                           target=t, stream="ca2d")
-    return images, labels, {"target": t, "patch_loss": loss.cpu(), "mean_patch_loss": float(loss.mean())}
+    images, labels, loss, info = patch_synthesis(
+        train, ipc, seed=seed, ctx=ctx, factor=factor, n_real=n_real, n_crops=n_crops,
+        crop_scale=(crop_scale_min, crop_scale_max), target=t, stream="ca2d", teacher_arch=teacher_arch)
+    return images, labels, {"target": t, "patch_loss": loss.cpu(), "mean_patch_loss": float(loss.mean()), **info}
 
 
 distill_ca2d.uses_budget = True

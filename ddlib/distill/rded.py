@@ -129,40 +129,72 @@ def class_real(train, c: int, n_real: int, gen: torch.Generator) -> torch.Tensor
     return ix[:n_real] if n_real else ix
 
 
-SMALL = 32  # below this image side, "auto" settings switch (see auto_settings)
+# "auto" settings (see auto_settings) switch at these image sides
+MOSAIC_MIN = 128  # the reference tiles 2 x 2 from 128 px (ImageNet subsets), never below
+SMALL = 32  # crops of >= 8 % of the area from 32 px, >= 50 % below
 
 
 def auto_settings(img_size: int, factor: int, crop_scale_min: float) -> Tuple[int, float]:
     """Resolve ``factor = 0`` and ``crop_scale_min < 0`` ("auto") for the image size.
 
-    The reference settings (factor 2, crops of 8-100 % of the area) are for
-    >= 32 px images.  On 8 px digits, measured with the smoke profile (ipc 10,
-    hl, budget 2, seed 0), factor 2 trains a student at chance (0.08: 4 px
-    thumbnails are another distribution, and this engine's DSA augmentation
-    never crops a single patch back out as RDED's RandomResizedCrop training
-    does), factor 1 reaches 0.49 and 0.61 with crops of >= 50 % of the area.
+    Factor: the reference scripts (``LINs-lab/RDED/scripts``) use factor 2 for
+    ImageNet-1k, ImageNette/Woof and ImageNet-100 (128-224 px) and factor 1 for
+    CIFAR-10/100 (32 px) and Tiny-ImageNet (64 px), so auto is 2 from
+    :data:`MOSAIC_MIN` px up.  Below that a 2 x 2 mosaic of half-size patches
+    is another distribution than the test images: on 8 px digits (smoke
+    profile, ipc 10, hl, budget 2, seed 0) factor 2 trains a student at chance
+    (0.08), and the teacher itself classifies 2 x 2 mosaics of 4 px digits at
+    0.23; factor 1 reaches 0.49, and 0.61 with crops of >= 50 % of the area.
+    Crop scale: the reference's 0.08 from :data:`SMALL` px up, 0.5 below.
     """
     if factor == 0:
-        factor = 2 if img_size >= SMALL else 1
+        factor = 2 if img_size >= MOSAIC_MIN else 1
     if crop_scale_min < 0:
         crop_scale_min = 0.08 if img_size >= SMALL else 0.5
     return factor, crop_scale_min
 
 
+def teacher_of(train, ctx, arch: str = ""):
+    """(frozen eval-mode teacher, its architecture): the profile's, or a cached one of ``arch``.
+
+    The profile's teacher comes from ``ctx.teacher``; another architecture is
+    trained (or loaded) like it, its recorded training cost charged to the
+    build and its passes counted.  Distillers record the architecture in
+    their extras (``teacher_arch``); the runner relabels their sets with that
+    teacher and writes it in the row.
+    """
+    prof = ctx.profile
+    arch = arch or prof.teacher_model
+    if arch == prof.teacher_model:
+        t = ctx.teacher(train)
+    else:
+        from ..teachers import get_teacher
+
+        with ctx.meter.upstream():
+            t, cost = get_teacher(train, prof, ctx.store, 0, arch=arch, quiet=ctx.quiet)
+        ctx.meter.charge(cost)
+        ctx.meter.watch(t)
+    for p in t.parameters():
+        p.requires_grad_(False)
+    return t.eval(), arch
+
+
 def patch_synthesis(train, ipc: int, *, seed: int, ctx, factor: int, n_real: int, n_crops: int,
-                    crop_scale: Tuple[float, float], target: Optional[float] = None, stream: str = "rded"):
+                    crop_scale: Tuple[float, float], target: Optional[float] = None, stream: str = "rded",
+                    teacher_arch: str = ""):
     """Steps 1-4 above for every class; ``target`` switches to CA2D's difficulty rule.
 
     ``factor = 0`` and a negative ``crop_scale[0]`` mean "auto" (:func:`auto_settings`).
 
     Returns:
-        images (K*ipc, C, H, W), hard labels (K*ipc,), per-patch teacher CE (K*ipc*f*f,).
+        images (K*ipc, C, H, W), hard labels (K*ipc,), per-patch teacher CE (K*ipc*f*f,),
+        extras (``teacher_arch``, the resolved ``factor`` and ``crop_scale_min``).
     """
     m = train.meta
     factor, lo = auto_settings(m.img_size, factor, crop_scale[0])
     crop_scale = (lo, crop_scale[1])
     size = patch_size(m.img_size, factor)
-    teacher = ctx.teacher(train)
+    teacher, arch = teacher_of(train, ctx, teacher_arch)
     g = generator(seed, stream)
     k, device = train.num_classes, train.train_x.device
     imgs, picked = [], []
@@ -174,26 +206,31 @@ def patch_synthesis(train, ipc: int, *, seed: int, ctx, factor: int, n_real: int
         imgs.append(tile(downsample(crops[i, j], size), factor))
         picked.append(losses[i, j])
     labels = torch.arange(k, device=device).repeat_interleave(ipc)
-    return torch.cat(imgs), labels, torch.cat(picked)
+    return torch.cat(imgs), labels, torch.cat(picked), {
+        "teacher_arch": arch, "factor": factor, "crop_scale_min": float(lo)}
 
 
 @register("rded")
 def distill_rded(train, ipc: int, *, seed: int, ctx, factor: int = 0, n_real: int = 300,
-                 n_crops: int = 5, crop_scale_min: float = -1.0, crop_scale_max: float = 1.0):
+                 n_crops: int = 5, crop_scale_min: float = -1.0, crop_scale_max: float = 1.0,
+                 teacher_arch: str = ""):
     """RDED patches: lowest-teacher-loss crops tiled ``factor x factor``.
 
     Args:
         factor: patches per side of a stored image (1 = whole crops; 0 = auto:
-            the reference's 2 for images >= 32 px, else 1, see :func:`auto_settings`).
+            the reference's 2 for images >= 128 px, else 1, see :func:`auto_settings`).
         n_real: real images drawn per class (the reference's ``mipc``; 0 = all).
         n_crops: random-resized crops scored per image.
         crop_scale_min, crop_scale_max: area fraction range of the crops
             (min < 0 = auto: the reference's 0.08 for images >= 32 px, else 0.5).
+        teacher_arch: the scoring teacher ("" = the profile's teacher).
 
     Returns:
         images (K*ipc, C, H, W), hard labels (K*ipc,), extras with the picked
-        patches' teacher CE (``patch_loss``, (K*ipc*factor^2,)).
+        patches' teacher CE (``patch_loss``, (K*ipc*factor^2,)) and the
+        teacher architecture (``teacher_arch``).
     """
-    images, labels, loss = patch_synthesis(train, ipc, seed=seed, ctx=ctx, factor=factor, n_real=n_real,
-                                           n_crops=n_crops, crop_scale=(crop_scale_min, crop_scale_max))
-    return images, labels, {"patch_loss": loss.cpu(), "mean_patch_loss": float(loss.mean())}
+    images, labels, loss, info = patch_synthesis(
+        train, ipc, seed=seed, ctx=ctx, factor=factor, n_real=n_real, n_crops=n_crops,
+        crop_scale=(crop_scale_min, crop_scale_max), teacher_arch=teacher_arch)
+    return images, labels, {"patch_loss": loss.cpu(), "mean_patch_loss": float(loss.mean()), **info}

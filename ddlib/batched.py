@@ -119,6 +119,8 @@ BATCHED_REGIMES = ("hl", "sl", "slkd", "mt")
 # on CPU, groups run as concurrent single-threaded fits (fit_many's grouped
 # convolutions are slower there: benchmarks/README.md)
 CPU_THREADS = True
+# runs trained side by side per chunk on CPU; the store is written after each chunk
+THREAD_CHUNK = 8
 
 
 class _Captured(Exception):
@@ -179,53 +181,65 @@ def fit_threads(calls, workers: Optional[int] = None) -> List[FitResult]:
 
 
 def run_many(cfgs, store, *, quiet: bool = True) -> int:
-    """Compute the missing runs of ``cfgs`` that differ only in their seed together; returns how many.
+    """Compute the missing runs of ``cfgs`` several at a time; returns how many.
 
-    Each group of >= 2 missing runs that share every field but ``seed`` (hence
-    the same budget, protocol, lr and step count) is prepared by
-    :func:`ddlib.runner.run` as usual (its ``fit`` call captured), trained
-    together (on CPU by :func:`fit_threads`, elsewhere by :func:`fit_many`),
-    and then stored by ``run`` again, which replays the
-    trained weights instead of training.  Each stored row means what it means
-    for a one-by-one run, except ``train_seconds``: the group's training wall
-    time divided by its size.  Groups that cannot train together (learnt lr
-    schedules, batch norm, different teachers or lrs) are left untouched for
-    the caller's one-by-one loop.
+    Each missing run is prepared by :func:`ddlib.runner.run` as usual (its
+    ``fit`` call captured), trained together with others, and then stored by
+    ``run`` again, which replays the trained weights instead of training.
+    Each stored row means what it means for a one-by-one run, except
+    ``train_seconds``: the batch's training wall time divided by its size.
+
+    On CPU (:data:`CPU_THREADS`) any runs train side by side as concurrent
+    single-threaded fits (:func:`fit_threads`), longest budgets first and
+    :data:`THREAD_CHUNK` at a time, so the store is written after every
+    chunk.  Elsewhere, groups of >= 2 runs sharing every field but ``seed``
+    train as one :func:`fit_many`.  Runs that cannot (learnt lr schedules,
+    batch norm or different teachers for ``fit_many``; regimes with
+    per-run preparation) are left for the caller's one-by-one loop.
     """
     import dataclasses
 
+    from .seeding import pick_device
+
+    pending = [cfg for cfg in cfgs if store.get(cfg.key()) is None]
+    if CPU_THREADS and pick_device().type == "cpu":
+        pending.sort(key=lambda c: -c.budget)  # longest first: chunks of similar length
+        return sum(_train_and_store(pending[i:i + THREAD_CHUNK], store, quiet, threads=True)
+                   for i in range(0, len(pending), THREAD_CHUNK))
+    groups = {}
+    for cfg in pending:
+        groups.setdefault(dataclasses.replace(cfg, seed=0).key(), []).append(cfg)
+    return sum(_train_and_store(g, store, quiet, threads=False) for g in groups.values() if len(g) >= 2)
+
+
+def _train_and_store(cfgs, store, quiet: bool, *, threads: bool) -> int:
+    """Capture the ``fit`` calls of ``cfgs``, train them together, store the rows; how many were stored."""
     from .runner import run
 
-    groups = {}
+    calls, kept = [], []
     for cfg in cfgs:
-        if store.get(cfg.key()) is None:
-            groups.setdefault(dataclasses.replace(cfg, seed=0).key(), []).append(cfg)
-    done = 0
-    for group in groups.values():
-        if len(group) < 2:
-            continue
-        calls = []
-        for cfg in group:
-            try:
-                run(cfg, store, quiet=quiet, fit_fn=_capture)
-            except _Captured as c:
+        try:
+            run(cfg, store, quiet=quiet, fit_fn=_capture)
+        except _Captured as c:
+            if c.kwargs["regime"].name in BATCHED_REGIMES:
                 calls.append(c)
-        if len(calls) != len(group) or not _compatible(calls):
-            continue
+                kept.append(cfg)
+    if not calls:
+        return 0
+    if threads:
+        results = fit_threads(calls)
+    else:
+        if len(calls) != len(cfgs) or not _compatible(calls):
+            return 0
         kw = calls[0].kwargs
-        models = [c.args[0] for c in calls]
-        if CPU_THREADS and next(models[0].parameters()).device.type == "cpu":
-            results = fit_threads(calls)
-        else:
-            results = fit_many(models, [c.args[1] for c in calls], [c.args[2] for c in calls],
+        results = fit_many([c.args[0] for c in calls], [c.args[1] for c in calls], [c.args[2] for c in calls],
                            regimes=[c.kwargs["regime"] for c in calls], teachers=kw["teachers"],
-                               budget=kw["budget"], pool_size=kw["pool_size"], protocol=kw["protocol"],
-                               seeds=[c.kwargs["seed"] for c in calls], lr=kw["lr"],
-                               caches=[c.kwargs.get("cache") for c in calls])
-        for cfg, trained, res in zip(group, models, results):
-            def replay(model, *a, _t=trained, _r=res, **k):
-                model.load_state_dict(_t.state_dict())
-                return _r
-            run(cfg, store, quiet=quiet, fit_fn=replay)
-            done += 1
-    return done
+                           budget=kw["budget"], pool_size=kw["pool_size"], protocol=kw["protocol"],
+                           seeds=[c.kwargs["seed"] for c in calls], lr=kw["lr"],
+                           caches=[c.kwargs.get("cache") for c in calls])
+    for cfg, call, res in zip(kept, calls, results):
+        def replay(model, *a, _t=call.args[0], _r=res, **k):
+            model.load_state_dict(_t.state_dict())
+            return _r
+        run(cfg, store, quiet=quiet, fit_fn=replay)
+    return len(kept)

@@ -86,6 +86,12 @@ def build_book(profile: str = "default", only: Optional[Iterable[str]] = None,
         sources = [s for s in sources if s.stem in wanted]
     status_file = root / "book" / ".execution_status.json"
     records = json.loads(status_file.read_text()) if status_file.exists() else {}
+    present = {s.stem for s in (root / "notebooks").glob("*.ipynb")}
+    records = {k: v for k, v in records.items() if k in present}  # renamed or removed notebooks
+    for stale in (root / "book").glob("*.ipynb"):  # their executed copies would fail the strict build
+        if stale.stem not in present:
+            log.info("removing %s: its notebook no longer exists", stale)
+            stale.unlink()
     for src in sources:
         dst = root / "book" / src.name
         log.info("executing %s on profile %s -> %s", src.name, profile, dst)

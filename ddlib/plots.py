@@ -54,6 +54,30 @@ def ipc_chart(df: pd.DataFrame, *, width: int = 220, height: int = 160) -> alt.F
         column=alt.Column("budget:O", title="budget (full-train-set epochs)"))
 
 
+def regime_chart(df: pd.DataFrame, *, width: int = 200, height: int = 160) -> alt.FacetChart:
+    """Accuracy (mean ± std over seeds) against IPC, one line per method, one panel per label regime.
+
+    Distillers are drawn solid, coresets dashed.  Columns of ``df``: method,
+    regime, ipc, budget, accuracy (one budget expected; several are averaged).
+    """
+    from .study import is_distiller
+
+    s = summarize(df, by=("regime", "method", "ipc"))
+    s["low"], s["high"] = s["mean"] - s["std"], s["mean"] + s["std"]
+    s["family"] = ["distilled" if is_distiller(m) else "coreset" for m in s["method"]]
+    s["regime"] = s["regime"].str.upper()
+    base = alt.Chart(s).encode(
+        x=alt.X("ipc:Q", scale=alt.Scale(type="log"), title="images per class"),
+        color=alt.Color("method:N", title="method"))
+    lines = base.mark_line(point=True).encode(
+        y=alt.Y("mean:Q", title="test accuracy (%)", scale=alt.Scale(zero=False)),
+        strokeDash=alt.StrokeDash("family:N", title="family"),
+        tooltip=["method", "regime", "ipc", alt.Tooltip("mean:Q", format=".1f"), "seeds"])
+    band = base.mark_errorbar().encode(y="low:Q", y2="high:Q")
+    return (band + lines).properties(width=width, height=height).facet(
+        column=alt.Column("regime:N", title="label regime"))
+
+
 def image_grid(images, labels=None, *, ncols: int = 10, scale: int = 3, pad: int = 1):
     """A PNG of condensed images in a grid, for ``IPython.display.Image``.
 

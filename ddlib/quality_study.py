@@ -166,3 +166,200 @@ def study_quality_table(study, store: Store = None, *, teacher: nn.Module = None
     if study.hparams:
         df["variant"] = [f"{m} ({study.variant()})" for m in df["method"]]
     return df
+
+
+# the metrics the book shows: raw ``vendi`` is left out (post-ReLU features make it ~1 for any set)
+BOOK_METRICS = ("precision", "recall", "density", "coverage", "fd", "mmd2", "vendi_centred", "mean_pdist")
+LOWER_IS_BETTER = frozenset({"fd", "mmd2"})  # distances to the real pool; every other metric: higher is more
+# what each metric says about a set (for prose): fidelity, representativeness, diversity
+ASPECT = {"precision": "fidelity", "density": "fidelity", "recall": "representativeness",
+          "coverage": "representativeness", "fd": "representativeness", "mmd2": "representativeness",
+          "vendi": "diversity", "vendi_centred": "diversity", "mean_pdist": "diversity"}
+
+
+def quality_summary(quality: pd.DataFrame, *, metrics=BOOK_METRICS, by=("family", "method", "ipc"),
+                    digits: int = 4) -> pd.DataFrame:
+    """Mean of each metric over the seeds of every (family, method, IPC) to ``digits`` significant
+    digits (the metrics' scales differ by orders of magnitude), plus the set count."""
+    g = quality.groupby(list(by), sort=True)
+    out = g[list(metrics)].mean().apply(lambda col: col.map(lambda v: float(f"{v:.{digits}g}")))
+    out["sets"] = g.size()
+    return out
+
+
+def _method_means(quality: pd.DataFrame, metric: str) -> pd.Series:
+    return quality.groupby("method", sort=True)[metric].mean()
+
+
+def family_contrast(quality: pd.DataFrame, *, metrics=BOOK_METRICS, by=("ipc",), n_boot: int = 2000,
+                    random_state: int = 0, confidence: float = 0.95) -> pd.DataFrame:
+    """Distilled minus coreset mean of each metric, with a method-level bootstrap CI.
+
+    Each method's sets are first averaged over seeds (a method is the unit: the
+    question is about families of methods, and seeds of one method are not
+    independent evidence about the family).  The interval resamples, with
+    ``np.random.default_rng(random_state)``, the methods of each family with
+    replacement and takes percentiles of the difference of the family means.
+
+    Returns:
+        One row per (``by`` group, metric): by, metric, coreset, distill (family
+        means), diff (distill - coreset), low, high, n_coreset, n_distill
+        (methods), and ``more`` = "distill" / "coreset" / "" : the family whose
+        sets have *more* of what the metric measures (for fd and mmd2, lower
+        is more representative), when the interval excludes 0.
+    """
+    import numpy as np
+
+    rows = []
+    for keys, g in quality.groupby(list(by), sort=True):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        for m in metrics:
+            c = _method_means(g[g["family"] == "coreset"], m).to_numpy(float)
+            d = _method_means(g[g["family"] == "distill"], m).to_numpy(float)
+            if len(c) == 0 or len(d) == 0:
+                continue
+            rng = np.random.default_rng(random_state)
+            boot = (d[rng.integers(0, len(d), (n_boot, len(d)))].mean(1)
+                    - c[rng.integers(0, len(c), (n_boot, len(c)))].mean(1))
+            a = (1 - confidence) / 2
+            lo, hi = float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a))
+            sign = -1 if m in LOWER_IS_BETTER else 1
+            more = "distill" if sign * lo > 0 and sign * hi > 0 else "coreset" if sign * lo < 0 and sign * hi < 0 \
+                else ""
+            rows.append({**dict(zip(by, keys)), "metric": m, "coreset": float(c.mean()), "distill": float(d.mean()),
+                         "diff": float(d.mean() - c.mean()), "low": lo, "high": hi, "n_coreset": len(c),
+                         "n_distill": len(d), "more": more})
+    return pd.DataFrame(rows)
+
+
+_MORE = {"representativeness": "more representative", "fidelity": "closer to the real images",
+         "diversity": "more diverse"}
+
+
+def contrast_sentence(contrast: pd.DataFrame) -> str:
+    """Markdown answering "are distilled sets more representative / diverse than coresets?".
+
+    One line per IPC naming, per aspect (:data:`ASPECT`), the metrics on which
+    each family is clearly ahead (``more`` of :func:`family_contrast`), then a
+    count over every (IPC, metric) comparison.
+    """
+    if contrast.empty:
+        return "No study has both coresets and distilled sets stored yet."
+    lines = []
+    for ipc, g in contrast.groupby("ipc", sort=True):
+        n = g.iloc[0]
+        head = f"* **IPC {ipc}** ({n['n_distill']} distillers vs {n['n_coreset']} coreset methods): "
+        said = []
+        for fam, name in (("distill", "distilled sets"), ("coreset", "coresets")):
+            for aspect, phrase in _MORE.items():
+                ms = [m for m, w in zip(g["metric"], g["more"]) if w == fam and ASPECT.get(m) == aspect]
+                if ms:
+                    said.append(f"{name} are {phrase} by {', '.join(ms)}")
+        rest = int((g["more"] == "").sum())
+        if said:
+            lines.append(head + "; ".join(said) + f"; the other {rest} of {len(g)} metrics do not separate "
+                         "the families (their 95% intervals cover 0).")
+        else:
+            lines.append(head + f"no metric separates the families: all {len(g)} 95% intervals cover 0.")
+    c = contrast["more"].value_counts()
+    lines.append(f"\nOver all {len(contrast)} (IPC, metric) comparisons the distilled sets are clearly ahead in "
+                 f"{c.get('distill', 0)}, the coresets in {c.get('coreset', 0)}, and neither in {c.get('', 0)}.")
+    return "\n".join(lines)
+
+
+def _group_labels(corr: pd.DataFrame) -> pd.Series:
+    """"hl", "hl, IPC 10", "hl, IPC 10, budget 2": the correlation groups, naming only columns that vary.
+
+    The regime is always named; IPC and budget when they take more than one value.
+    """
+    parts = [corr["regime"].astype(str)]
+    for col, fmt in (("ipc", "IPC {}"), ("budget", "budget {:g}")):
+        if col in corr and corr[col].nunique() > 1:
+            parts.append(corr[col].map(fmt.format))
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + ", " + p
+    return out
+
+
+def correlation_table(corr: pd.DataFrame) -> pd.DataFrame:
+    """:func:`quality_vs_accuracy` as a wide table: cells "+0.45 [+0.10, +0.70]", one row per metric,
+    one column per group (regime, and IPC / budget when they vary)."""
+    c = corr.copy()
+    c["group"] = _group_labels(c)
+    c["cell"] = [("n/a" if pd.isna(r) else f"{r:+.2f} [{lo:+.2f}, {hi:+.2f}]")
+                 for r, lo, hi in zip(c["rho"], c["low"], c["high"])]
+    wide = c.pivot_table(index="metric", columns="group", values="cell", aggfunc="first")
+    wide = wide.reindex(index=list(dict.fromkeys(c["metric"])), columns=list(dict.fromkeys(c["group"])))
+    wide.columns.name = None
+    return wide
+
+
+def correlation_sentence(corr: pd.DataFrame) -> str:
+    """Markdown: per group, the metrics whose Spearman 95% interval excludes 0, strongest first."""
+    c = corr.copy()
+    c["group"] = _group_labels(c)
+    lines = []
+    for group, g in c.groupby("group", sort=False):
+        sig = g[(g["low"] > 0) | (g["high"] < 0)]  # NaN intervals compare False: left out
+        sig = sig.loc[sig["rho"].abs().sort_values(ascending=False, kind="stable").index]
+        n = int(g["n"].iloc[0])
+        if sig.empty:
+            lines.append(f"* **{group}** ({n} runs): no metric's interval excludes 0.")
+        else:
+            lines.append(f"* **{group}** ({n} runs): " + ", ".join(
+                f"{m} (rho {r:+.2f})" for m, r in zip(sig["metric"], sig["rho"]))
+                + f"; {len(g) - len(sig)} of {len(g)} metrics have intervals covering 0.")
+    return "\n".join(lines)
+
+
+def quality_chart(results: pd.DataFrame, quality: pd.DataFrame, *, metric: str = "coverage",
+                  width: int = 200, height: int = 170):
+    """Accuracy (mean over seeds) against ``metric`` (mean over seeds), per (method, IPC).
+
+    One panel per (IPC, regime), each with its own axes (a set of 10x the
+    images covers more of the pool whatever its method); colour: method, shape:
+    family.  Call :func:`ddlib.plots.setup` first (SVG).
+    """
+    import altair as alt
+
+    j = with_build_keys(results).merge(quality[["build_key", metric]], on="build_key", how="inner")
+    s = j.groupby(["regime", "family", "method", "ipc"], sort=True).agg(
+        **{metric: (metric, "mean"), "accuracy": ("accuracy", "mean"), "runs": ("accuracy", "size")}).reset_index()
+    s["accuracy"] *= 100
+    s["regime"] = s["regime"].str.upper()
+    return alt.Chart(s).mark_point(size=80, filled=True, opacity=1).encode(
+        x=alt.X(f"{metric}:Q", title=metric, scale=alt.Scale(zero=False)),
+        y=alt.Y("accuracy:Q", title="test accuracy (%)", scale=alt.Scale(zero=False)),
+        color=alt.Color("method:N", title="method"), shape=alt.Shape("family:N", title="family"),
+        tooltip=["regime", "method", "ipc", alt.Tooltip(f"{metric}:Q", format=".3f"),
+                 alt.Tooltip("accuracy:Q", format=".1f"), "runs"],
+    ).properties(width=width, height=height).facet(
+        row=alt.Row("ipc:O", title="IPC"), column=alt.Column("regime:N", title="label regime")
+    ).resolve_scale(x="independent", y="independent")
+
+
+def correlation_heatmap(corr: pd.DataFrame, *, width: int = 60, height: int = 18):
+    """Spearman rho of each metric (rows) with accuracy per group (columns, as
+    :func:`correlation_table`), diverging colour in [-1, 1].
+
+    Cells whose 95% interval covers 0 are printed in grey, the others in black.
+    """
+    import altair as alt
+
+    c = corr.copy()
+    c["group"] = _group_labels(c)
+    c["clear"] = (c["low"] > 0) | (c["high"] < 0)
+    order = list(dict.fromkeys(c["metric"]))
+    base = alt.Chart(c).encode(x=alt.X("group:N", sort=list(dict.fromkeys(c["group"])), title="runs correlated",
+                                       axis=alt.Axis(labelAngle=-40)),
+                               y=alt.Y("metric:N", sort=order, title="quality metric"))
+    rect = base.mark_rect().encode(
+        color=alt.Color("rho:Q", scale=alt.Scale(scheme="redblue", domain=[-1, 1], reverse=True),
+                        title="Spearman rho"),
+        tooltip=["group", "metric", alt.Tooltip("rho:Q", format="+.2f"), alt.Tooltip("low:Q", format="+.2f"),
+                 alt.Tooltip("high:Q", format="+.2f"), "n"])
+    text = base.transform_filter("isValid(datum.rho)").mark_text(fontSize=10).encode(
+        text=alt.Text("rho:Q", format="+.2f"),
+        color=alt.condition("datum.clear", alt.value("black"), alt.value("#888888")))
+    return (rect + text).properties(width=width * c["group"].nunique(), height=height * len(order))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Optional, Sequence, Tuple
 
 import pandas as pd
@@ -46,12 +46,18 @@ class Study:
                     methods: Sequence[str] = (), ipcs: Sequence[int] = (),
                     regimes: Sequence[str] = (), budgets: Sequence[float] = (),
                     seeds: Sequence[int] = (), eval_lr: str = "protocol",
-                    hparams: Optional[dict] = None) -> "Study":
-        """Fill empty parameters with the profile's defaults and validate every name."""
+                    hparams: Optional[dict] = None, chapter: str = "") -> "Study":
+        """Fill empty parameters from the chapter's grid (:mod:`ddlib.chapters`), then
+        the profile's defaults, and validate every name."""
+        from .chapters import chapter_grid
+
         p = PROFILES.get(profile)
-        s = cls(profile, dataset or p.dataset, tuple(methods or p.methods),
-                tuple(int(i) for i in (ipcs or p.ipcs)), tuple(regimes or p.regimes),
-                tuple(float(b) for b in (budgets or p.budgets)), tuple(int(x) for x in (seeds or p.seeds)),
+        g = chapter_grid(chapter, profile) if chapter else {}
+        s = cls(profile, dataset or p.dataset, tuple(methods or g.get("methods") or p.methods),
+                tuple(int(i) for i in (ipcs or g.get("ipcs") or p.ipcs)),
+                tuple(regimes or g.get("regimes") or p.regimes),
+                tuple(float(b) for b in (budgets or g.get("budgets") or p.budgets)),
+                tuple(int(x) for x in (seeds or g.get("seeds") or p.seeds)),
                 eval_lr, tuple(sorted((hparams or {}).items())))
         for cfg in s.configs():
             validate(cfg)
@@ -101,21 +107,32 @@ class Study:
         df["variant"] = [f"{m} ({self.variant()})" if self.hparams else m for m in df["method"]]
         return df
 
+    def full_data(self, regimes: Sequence[str] = ("hl",)) -> "Study":
+        """The same budgets and seeds on the whole class-balanced train pool.
+
+        ``random`` at the pool's largest class-balanced IPC keeps every image, so
+        these runs are the full-data reference the condensed sets are measured against.
+        """
+        return replace(self, methods=("random",), ipcs=(full_pool_ipc(self.profile, self.dataset),),
+                       regimes=tuple(regimes))
+
     def variant(self) -> str:
         """The grid's hyperparameters as "k=v, ..." ("" when none)."""
         return ", ".join(f"{k}={v}" for k, v in self.hparams)
 
-    def condensed(self, seed: Optional[int] = None, store: Optional[Store] = None):
-        """(images in [0, 1] (M, C, H, W), labels) of the first method and IPC's stored set.
+    def condensed(self, seed: Optional[int] = None, store: Optional[Store] = None, *,
+                  method: str = "", ipc: int = 0):
+        """(images in [0, 1] (M, C, H, W), labels) of a stored set of the grid.
 
-        The set is the one :meth:`run` built (``seed`` defaults to the first);
-        pixels are mapped back from the dataset's normalisation and clipped.
+        The set is the one :meth:`run` built for ``method`` and ``ipc`` (default:
+        the grid's first) and ``seed`` (default: the first); pixels are mapped
+        back from the dataset's normalisation and clipped.
         """
         from .data import load
         from .runner import build_key
 
         store = store or Store()
-        r = validate(RunConfig(self.dataset, self.methods[0], self.ipcs[0], self.regimes[0],
+        r = validate(RunConfig(self.dataset, method or self.methods[0], int(ipc or self.ipcs[0]), self.regimes[0],
                                self.budgets[0], self.seeds[0] if seed is None else int(seed),
                                self.profile, hparams=self.hparams, eval_lr=self.eval_lr))
         art = store.load_artifact("condensed", build_key(r))
@@ -265,6 +282,13 @@ def verdict_sentence(w: pd.DataFrame, method: str, rivals: Sequence[str]) -> str
     return (f"Over {len(w)} (regime, IPC, budget) settings, {method} beats all of "
             f"{', '.join(rivals)} with 95% confidence in {c.get('win', 0)}, loses to at least one "
             f"in {c.get('loss', 0)}, and is tied in {c.get('tie', 0)}.")
+
+
+def is_distiller(method: str) -> bool:
+    """Whether ``method`` is a registered distiller (else a coreset method)."""
+    from .runner import method_family
+
+    return method_family(method) == "distill"
 
 
 def machine() -> str:

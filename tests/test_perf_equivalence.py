@@ -102,3 +102,22 @@ def test_fit_threads_matches_fit(digits):
     for a, b in zip(alone, conc):
         for p, q in zip(a.parameters(), b.parameters()):
             torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
+
+
+def test_study_threads_mix_regimes_and_budgets_in_chunks(tmp_path, monkeypatch):
+    """On CPU any missing runs train side by side, chunk by chunk; rows equal one-by-one runs."""
+    import ddlib.batched
+    from ddlib.store import Store
+    from ddlib.study import Study
+
+    monkeypatch.setattr(ddlib.batched, "THREAD_CHUNK", 2)
+    s = Study.from_params("smoke", methods=["random"], ipcs=[10], regimes=["hl", "sl"], budgets=[0.2, 0.4],
+                          seeds=[0])
+    one = s.run(Store(tmp_path / "one"), quiet=True, batch_seeds=False).sort_values("key")
+    store = Store(tmp_path / "many")
+    assert ddlib.batched.run_many(s.configs(), store) == 4  # every run, in 2 chunks of 2
+    many = s.run(store, quiet=True, batch_seeds=True).sort_values("key")
+    assert list(one["key"]) == list(many["key"])
+    for col in ("steps", "samples_seen", "label_bytes"):
+        assert list(one[col]) == list(many[col])
+    assert one["accuracy"].tolist() == pytest.approx(many["accuracy"].tolist(), abs=3e-3)

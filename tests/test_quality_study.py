@@ -71,3 +71,94 @@ def test_study_quality_and_correlation(home, digits, teacher):
     assert list(corr.loc[2.0, ["rho", "low", "high", "n"]]) == [1.0, 1.0, 1.0, 3]
     with pytest.raises(DDLibError, match="no quality row"):
         quality_vs_accuracy(res, q.iloc[:2], metrics=("fd",))
+
+
+def _toy_quality() -> pd.DataFrame:
+    """Two coreset and two distilled methods, two seeds each, at one IPC; known metric values."""
+    rows = []
+    for fam, method, cov, fd, pd_ in (("coreset", "random", (0.1, 0.3), 9.0, 1.0),
+                                       ("coreset", "herding", (0.3, 0.3), 8.0, 2.0),
+                                       ("distill", "dm", (0.5, 0.7), 4.0, 1.0),
+                                       ("distill", "dc", (0.7, 0.7), 5.0, 2.0)):
+        for seed, c in enumerate(cov):
+            rows.append({"method": method, "family": fam, "ipc": 10, "seed": seed, "coverage": c, "fd": fd,
+                         "mean_pdist": pd_ + 0.5 * seed, "mmd2": 0.0012})
+    return pd.DataFrame(rows)
+
+
+def test_quality_summary_means_over_seeds():
+    from ddlib.quality_study import quality_summary
+
+    s = quality_summary(_toy_quality().assign(fd=[9.87654] * 8), metrics=("coverage", "mmd2", "fd"))
+    assert s.loc[("coreset", "random", 10)].tolist() == [0.2, 0.0012, 9.877, 2]  # 4 significant digits
+    assert list(s.columns) == ["coverage", "mmd2", "fd", "sets"]
+    assert list(s.index.get_level_values("method")) == ["herding", "random", "dc", "dm"]
+
+
+def test_family_contrast_known_answer():
+    from ddlib.quality_study import contrast_sentence, family_contrast
+
+    c = family_contrast(_toy_quality(), metrics=("coverage", "fd", "mean_pdist"), n_boot=500).set_index("metric")
+    # method means: coverage coreset 0.2, 0.3 / distill 0.6, 0.7 -> diff 0.4 within [0.3, 0.5]
+    assert c.loc["coverage", ["coreset", "distill", "n_coreset", "n_distill"]].tolist() == \
+        pytest.approx([0.25, 0.65, 2, 2])
+    assert c.loc["coverage", "diff"] == pytest.approx(0.4)
+    assert 0.3 - 1e-9 <= c.loc["coverage", "low"] <= 0.4 <= c.loc["coverage", "high"] <= 0.5 + 1e-9
+    # distilled sets are closer to the real pool (lower FD): more representative
+    assert c.loc["fd", "diff"] == pytest.approx(-4.0) and c.loc["fd", "more"] == "distill"
+    assert c.loc["coverage", "more"] == "distill"
+    # identical per-family values of mean_pdist: the interval covers 0
+    assert c.loc["mean_pdist", "diff"] == 0.0 and c.loc["mean_pdist", "more"] == ""
+    again = family_contrast(_toy_quality(), metrics=("coverage", "fd", "mean_pdist"), n_boot=500)
+    pd.testing.assert_frame_equal(again.set_index("metric"), c)  # fixed random_state: same interval
+    s = contrast_sentence(c.reset_index())
+    assert s.startswith("* **IPC 10** (2 distillers vs 2 coreset methods): distilled sets are more representative "
+                        "by coverage, fd; the other 1 of 3 metrics do not separate the families")
+    assert s.endswith("distilled sets are clearly ahead in 2, the coresets in 0, and neither in 1.")
+    tie = contrast_sentence(c.reset_index().assign(more=""))
+    assert "no metric separates the families: all 3 95% intervals cover 0." in tie
+    assert family_contrast(_toy_quality().query("family == 'coreset'"), metrics=("coverage",)).empty
+
+
+def test_correlation_table_and_sentence():
+    from ddlib.quality_study import correlation_sentence, correlation_table
+
+    corr = pd.DataFrame([
+        {"regime": "hl", "budget": 2.0, "metric": "coverage", "rho": 0.5, "low": 0.1, "high": 0.8, "n": 12},
+        {"regime": "hl", "budget": 2.0, "metric": "fd", "rho": -0.7, "low": -0.9, "high": -0.3, "n": 12},
+        {"regime": "hl", "budget": 2.0, "metric": "vendi_centred", "rho": 0.2, "low": -0.3, "high": 0.6, "n": 12},
+        {"regime": "mt", "budget": 2.0, "metric": "coverage", "rho": float("nan"), "low": float("nan"),
+         "high": float("nan"), "n": 12},
+        {"regime": "mt", "budget": 2.0, "metric": "fd", "rho": 0.1, "low": -0.4, "high": 0.5, "n": 12},
+    ])
+    t = correlation_table(corr)
+    assert list(t.index) == ["coverage", "fd", "vendi_centred"] and list(t.columns) == ["hl", "mt"]
+    assert t.loc["fd", "hl"] == "-0.70 [-0.90, -0.30]" and t.loc["coverage", "mt"] == "n/a"
+    s = correlation_sentence(corr)
+    assert "* **hl** (12 runs): fd (rho -0.70), coverage (rho +0.50); 1 of 3 metrics have intervals covering 0." in s
+    assert "* **mt** (12 runs): no metric's interval excludes 0." in s
+    two = pd.concat([corr.assign(ipc=1), corr.assign(ipc=10)])  # IPC varies: it names the groups
+    assert list(correlation_table(two).columns) == ["hl, IPC 1", "mt, IPC 1", "hl, IPC 10", "mt, IPC 10"]
+    assert "* **mt, IPC 10** (12 runs)" in correlation_sentence(two)
+
+
+def test_quality_charts_specs():
+    from ddlib.quality_study import correlation_heatmap, quality_chart
+
+    cfgs = [RunConfig("digits", m, 1, r, 2.0, 0, "smoke") for m in ("random", "dm") for r in ("hl", "slkd")]
+    res = pd.DataFrame([{"config_json": json.dumps(c.resolved().as_dict()), "regime": c.regime, "method": c.method,
+                         "family": "coreset" if c.method == "random" else "distill", "ipc": 1,
+                         "accuracy": 0.5} for c in cfgs])
+    q = pd.DataFrame({"build_key": [build_key(validate(cfgs[0])), build_key(validate(cfgs[2]))],
+                      "coverage": [0.2, 0.4]})
+    spec = quality_chart(res, q).to_dict()
+    assert spec["facet"]["column"]["field"] == "regime" and spec["facet"]["row"]["field"] == "ipc"
+    assert spec["spec"]["encoding"]["x"]["field"] == "coverage"
+    data = next(iter(spec["datasets"].values()))
+    assert sorted((d["regime"], d["method"], d["coverage"], d["accuracy"]) for d in data) == [
+        ("HL", "dm", 0.4, 50.0), ("HL", "random", 0.2, 50.0), ("SLKD", "dm", 0.4, 50.0), ("SLKD", "random", 0.2, 50.0)]
+    corr = pd.DataFrame({"regime": ["hl", "hl"], "metric": ["fd", "coverage"], "rho": [-0.5, 0.2],
+                         "low": [-0.8, -0.1], "high": [-0.2, 0.5], "n": [4, 4]})
+    h = correlation_heatmap(corr).to_dict()
+    assert [layer["mark"]["type"] for layer in h["layer"]] == ["rect", "text"]
+    assert h["layer"][0]["encoding"]["color"]["scale"]["domain"] == [-1, 1]

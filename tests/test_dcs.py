@@ -1,0 +1,179 @@
+"""DCS: distillers' objectives as set scores; known answers on a toy pool, determinism, table shapes."""
+import dataclasses
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from ddlib import dcs
+from ddlib.context import Context
+from ddlib.cost import Meter
+from ddlib.data import Split
+from ddlib.distill.dc import gradient_distance
+from ddlib.distill.dm import DSA_STRATEGY, dm_loss
+from ddlib.models import create_model
+from ddlib.registry import DDLibError
+from ddlib.seeding import generator, stream_seed
+from ddlib.store import Store
+
+
+@pytest.fixture(scope="module")
+def toy(digits):
+    """12 digits per class (120 images, 8x8): small enough that every objective runs in well under a second."""
+    idx = torch.cat([digits.class_indices(c)[:12] for c in range(10)])
+    meta = dataclasses.replace(digits.meta, fingerprint="toy-dcs-12")
+    return Split(digits.train_x[idx], digits.train_y[idx], digits.val_x, digits.val_y, digits.test_x,
+                 digits.test_y, meta)
+
+
+@pytest.fixture
+def ctx(smoke_profile, tmp_path):
+    # a 1-epoch teacher is enough for the BN objective's tests
+    return Context(dataclasses.replace(smoke_profile, teacher_epochs=1), Store(tmp_path), Meter(), quiet=True)
+
+
+def _subset(toy, per_class, offset=0):
+    idx = torch.cat([toy.class_indices(c)[offset:offset + per_class] for c in range(10)])
+    return toy.train_x[idx], toy.train_y[idx]
+
+
+def test_dm_objective_is_zero_for_the_pool_itself_and_grows_with_shuffled_labels(toy, ctx):
+    same = dcs.dm_objective(toy, toy.train_x, toy.train_y, seed=0, ctx=ctx)
+    assert same == pytest.approx(0.0, abs=1e-8)
+    shuffled = toy.train_y[torch.randperm(len(toy.train_y), generator=torch.Generator().manual_seed(0))]
+    wrong = dcs.dm_objective(toy, toy.train_x, shuffled, seed=0, ctx=ctx)
+    sub = dcs.dm_objective(toy, *_subset(toy, 2), seed=0, ctx=ctx)
+    assert wrong > sub > same
+
+
+def test_dm_objective_equals_the_distillers_loss_with_the_whole_pool(toy, ctx):
+    """One network: the wrapper is DM's Eq. 4 (ddlib.distill.dm.dm_loss) with R = the whole pool."""
+    x, y = _subset(toy, 3)
+    got = dcs.dm_objective(toy, x, y, seed=5, ctx=ctx, n_nets=1)
+    m = toy.meta
+    net = create_model(ctx.profile.synth_model, 10, m.in_chans, m.img_size,
+                       seed=stream_seed(5, "dcs-dm-net-0")).train()
+    import ddlib.augment as aug
+    params = aug.draw(DSA_STRATEGY, 10, generator(5, "dcs-dm-aug-0"), m.img_size)
+    with torch.no_grad():
+        want = float(dm_loss(net, toy.train_x, toy.train_y, x, y, 10, params))
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_soft_labels_are_scored_by_their_argmax(toy, ctx):
+    x, y = _subset(toy, 2)
+    soft = torch.nn.functional.one_hot(y, 10).float() * 0.7 + 0.03
+    for name in ("dm", "dc"):
+        f = dcs.OBJECTIVES.get(name)
+        assert f(toy, x, soft, seed=0, ctx=ctx) == f(toy, x, y, seed=0, ctx=ctx)
+
+
+def test_dc_distance_is_zero_for_identical_gradients_and_positive_otherwise():
+    g = torch.Generator().manual_seed(0)
+    a = [torch.randn(8, 3, 3, 3, generator=g), torch.randn(8, generator=g), torch.randn(10, 32, generator=g)]
+    assert float(gradient_distance(a, [t.clone() for t in a])) == pytest.approx(0.0, abs=1e-5)
+    assert float(gradient_distance(a, [-t for t in a])) == pytest.approx(2 * (8 + 10), rel=1e-5)
+
+
+def test_dc_objective_zero_for_the_pool_and_larger_for_shuffled_labels(toy, ctx):
+    # not exactly 0: DC's eps in the cosine's denominator counts near-zero gradient rows
+    same = dcs.dc_objective(toy, toy.train_x, toy.train_y, seed=0, ctx=ctx, n_nets=2)
+    shuffled = toy.train_y[torch.randperm(len(toy.train_y), generator=torch.Generator().manual_seed(0))]
+    wrong = dcs.dc_objective(toy, toy.train_x, shuffled, seed=0, ctx=ctx, n_nets=2)
+    sub = dcs.dc_objective(toy, *_subset(toy, 2), seed=0, ctx=ctx, n_nets=2)
+    assert 0 <= same < 0.01 * sub and wrong > sub
+
+
+@pytest.mark.parametrize("name", ["dm", "dc", "mtt"])
+def test_objectives_are_deterministic_for_a_seed(toy, ctx, name):
+    x, y = _subset(toy, 2, offset=3)
+    f = dcs.OBJECTIVES.get(name)
+    first = f(toy, x, y, seed=1, ctx=ctx)
+    dcs._REFERENCE.clear()  # recomputed from scratch: the same real statistics, networks and draws
+    assert f(toy, x, y, seed=1, ctx=ctx) == first
+    assert f(toy, x, y, seed=2, ctx=ctx) != first
+
+
+def test_mtt_objective_is_one_without_a_step_and_the_best_of_its_step_sizes(toy, ctx):
+    x, y = _subset(toy, 5)
+    assert dcs.mtt_objective(toy, x, y, seed=0, ctx=ctx, lrs=[0.0]) == pytest.approx(1.0, abs=1e-6)
+    each = [dcs.mtt_objective(toy, x, y, seed=0, ctx=ctx, lrs=[lr]) for lr in (0.001, 0.004)]
+    assert dcs.mtt_objective(toy, x, y, seed=0, ctx=ctx, lrs=[0.001, 0.004]) == min(each)
+    assert each[0] != each[1]
+
+
+def test_mtt_objective_reuses_the_distillers_cached_experts(toy, ctx):
+    x, y = _subset(toy, 1)
+    dcs.mtt_objective(toy, x, y, seed=0, ctx=ctx)
+    assert len(list(ctx.store.artifact_keys("experts"))) == 1
+    dcs.mtt_objective(toy, x, y, seed=0, ctx=ctx, arch="convnet_d3w32_bn")  # a second architecture
+    assert len(list(ctx.store.artifact_keys("experts"))) == 2
+
+
+def test_sre2l_objective_prefers_real_images_to_noise(toy, ctx):
+    x, y = _subset(toy, 4)
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0)) * 3
+    real = dcs.sre2l_objective(toy, x, y, seed=0, ctx=ctx)
+    assert 0 < real < dcs.sre2l_objective(toy, noise, y, seed=0, ctx=ctx)
+
+
+def test_probe_parsing_and_labels(smoke_profile):
+    assert dcs.Probe.parse("mtt:convnet") == dcs.Probe("mtt", "convnet")
+    assert dcs.Probe.parse("dm").label(smoke_profile) == f"dm ({smoke_profile.synth_model})"
+    assert dcs.Probe.parse("sre2l").label(smoke_profile) == "sre2l (convnet_d3w32_bn)"
+    with pytest.raises(DDLibError, match="unknown DCS objective 'kip'.*dc, dm, mtt, sre2l"):
+        dcs.Probe.parse("kip")
+    with pytest.raises(DDLibError, match="unknown model"):
+        dcs.Probe.parse("mtt:lenet9")
+
+
+def _scores():
+    rows = []
+    for probe, sign in (("dm (a)", -1), ("dc (a)", 1)):
+        for ipc in (1, 10):
+            for i in range(8):
+                rows.append({"probe": probe, "method": "random", "kind": "random subset", "ipc": ipc,
+                             "seed": i, "accuracy": 50.0 + i + ipc, "value": sign * float(i)})
+    return pd.DataFrame(rows)
+
+
+def test_correlation_table_has_one_row_per_probe_and_one_column_per_ipc():
+    corr = dcs.correlations(_scores(), n_boot=200)
+    assert corr.shape[0] == 4 and set(corr["sets"]) == {8}
+    dm = corr[corr["probe"] == "dm (a)"]
+    assert (dm["rho"] == -1.0).all() and dm["predicts"].all()  # lower loss, higher accuracy: predicts
+    assert not corr[corr["probe"] == "dc (a)"]["predicts"].any()  # the wrong sign never "predicts"
+    table = dcs.correlation_table(corr)
+    assert table.shape == (2, 2) and list(table.columns) == ["IPC 1", "IPC 10"]
+    assert table.loc["dm (a)", "IPC 1"].startswith("-1.00 [")
+    text = dcs.sentences(corr)
+    assert "**dm (a)** predicts accuracy at IPC 1" in text and "**dc (a)** does not predict" in text
+
+
+def test_score_sets_reads_stored_sets_and_caches_values(digits, home, monkeypatch):
+    from ddlib.config import RunConfig
+    from ddlib.runner import build_key, validate
+
+    rows = []
+    for seed in (0, 1):
+        cfg = validate(RunConfig("digits", "random", 1, "hl", 2.0, seed, "smoke"))
+        idx = torch.cat([digits.class_indices(c)[seed:seed + 1] for c in range(10)])
+        home.save_artifact("condensed", build_key(cfg), {"images": digits.train_x[idx], "labels": digits.train_y[idx]})
+        rows.append({"key": f"k{seed}", "profile": "smoke", "dataset": "digits", "method": "random",
+                     "family": "coreset", "ipc": 1, "seed": seed, "accuracy": 0.5 + seed / 10,
+                     "config_json": json.dumps(cfg.as_dict())})
+    frame = pd.DataFrame(rows)
+    first = dcs.score_sets(frame, ["dm"], store=home)
+    assert list(first["probe"]) == ["dm (convnet_d3w16_bn)"] * 2 and first["value"].nunique() == 2
+    monkeypatch.setitem(dcs.OBJECTIVES._items, "dm", lambda *a, **k: pytest.fail("not read from the store"))
+    pd.testing.assert_frame_equal(dcs.score_sets(frame, ["dm"], store=home), first)
+
+
+def test_dcs_study_scores_chapter_three_sets_plus_random_subsets():
+    s = dcs.DCSStudy.from_params(profile="smoke")
+    main, extra = s.sets
+    assert main.regimes == extra.regimes == ("hl",) and main.budgets == extra.budgets
+    assert main.ipcs == extra.ipcs and not set(main.seeds) & set(extra.seeds)
+    assert extra.methods == ("random",) and "mtt" in s.probes
+    assert "objectives" in s.describe().index

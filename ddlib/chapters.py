@@ -22,7 +22,7 @@ _CORESETS = ("random", "herding", "kcenter", "el2n_easy", "el2n_hard", "forgetti
 _MATCHING = ("dc", "dsa", "dm", "mtt")
 _TEACHER = ("sre2l", "rded", "cim", "ca2d")
 
-# Budgets are shared across chapters (smoke 1 / 4, default 0.5 / 2 / 8 full-pool
+# Budgets are shared across chapters (smoke 1 / 4, default 0.5 / 1.5 / 6 full-pool
 # epochs) so that a run two chapters need is computed once.
 _S2, _D3 = dict(seeds=(0, 1)), dict(seeds=(0, 1, 2))
 
@@ -31,7 +31,7 @@ CHAPTERS.add("label_regimes", {
     "smoke": dict(methods=("random", "el2n_easy", "cad_prune"), regimes=("hl", "sl", "slkd"),
                   ipcs=(1, 10), budgets=(1.0, 4.0), **_S2),
     "default": dict(methods=("random", "el2n_easy", "cad_prune"), regimes=("hl", "sl", "slkd"),
-                    ipcs=(1, 10, 50), budgets=(0.5, 2.0, 8.0), **_D3),
+                    ipcs=(1, 10, 50), budgets=(0.5, 1.5, 6.0), **_D3),
     "paper": dict(methods=("random", "el2n_easy", "el2n_hard", "ccs", "cad_prune"), regimes=("hl", "sl", "slkd")),
 })
 # chapter 2: compute-aware against fixed difficulty, hard labels
@@ -39,14 +39,14 @@ CHAPTERS.add("cad_vs_el2n", {
     "smoke": dict(methods=("cad_prune", "el2n_easy", "el2n_hard"), regimes=("hl",), ipcs=(1, 10),
                   budgets=(1.0, 4.0), **_S2),
     "default": dict(methods=("cad_prune", "el2n_easy", "el2n_hard"), regimes=("hl",), ipcs=(1, 10, 50),
-                    budgets=(0.5, 2.0, 8.0), **_D3),
+                    budgets=(0.5, 1.5, 6.0), **_D3),
     "paper": dict(methods=("cad_prune", "el2n_easy", "el2n_hard"), regimes=("hl",)),
 })
 # chapter 2: the convergence view, distilled sets and coresets along the budget
 CHAPTERS.add("convergence", {
     "smoke": dict(methods=("random", "herding", "dm"), regimes=("hl",), ipcs=(10,), budgets=(1.0, 4.0), **_S2),
     "default": dict(methods=("random", "herding", "dm", "dc"), regimes=("hl",), ipcs=(10,),
-                    budgets=(0.5, 2.0, 8.0), **_D3),
+                    budgets=(0.5, 1.5, 6.0), **_D3),
     "paper": dict(methods=("random", "herding", "dm", "dc", "mtt"), regimes=("hl",), ipcs=(10,)),
 })
 # chapter 3 (Rethinking DD): distillers against coresets under the three protocols
@@ -55,7 +55,7 @@ CHAPTERS.add("distilled_vs_coresets", {
     "smoke": dict(methods=("random", "herding", "el2n_easy", "dm", "dc", "rded"), regimes=("hl", "slkd", "mt"),
                   ipcs=(1, 10), budgets=(1.0,), **_S2),
     "default": dict(methods=("random", "herding", "kcenter", "el2n_easy", "dm", "dc", "dsa", "mtt", "rded"),
-                    regimes=("hl", "slkd", "mt"), ipcs=(1, 10), budgets=(2.0,), **_D3),
+                    regimes=("hl", "slkd", "mt"), ipcs=(1, 10), budgets=(1.5,), **_D3),
     "paper": dict(methods=_CORESETS + _MATCHING + _TEACHER, regimes=("hl", "slkd", "mt"),
                   ipcs=(1, 10, 50), budgets=(10.0,)),
 })
@@ -66,7 +66,7 @@ CHAPTERS.add("teacher_based", {
     "smoke": dict(methods=("random", "el2n_easy", "sre2l", "rded", "cim", "ca2d"),
                   regimes=("hl", "sl", "slkd", "slkd_stored"), ipcs=(10,), budgets=(1.0,), **_S2),
     "default": dict(methods=("random", "herding", "el2n_easy", "sre2l", "rded", "cim", "ca2d"),
-                    regimes=("hl", "sl", "slkd", "slkd_stored"), ipcs=(1, 10, 50), budgets=(2.0,), **_D3),
+                    regimes=("hl", "sl", "slkd", "slkd_stored"), ipcs=(1, 10, 50), budgets=(1.5,), **_D3),
     "paper": dict(methods=("random", "herding", "el2n_easy", "cad_prune") + _TEACHER,
                   regimes=("hl", "sl", "slkd", "slkd_stored"), ipcs=(1, 10, 50), budgets=(10.0,)),
 })
@@ -80,7 +80,7 @@ CHAPTERS.add("dcs", {
                seeds=seeds, objectives=objectives)
     for prof, seeds, objectives in (
         ("smoke", (2, 3, 4, 5), ("dm", "dc", "mtt", "mtt:convnet_d3w64_bn", "sre2l")),
-        ("default", (3, 4, 5, 6, 7, 8), ("dm", "dc", "mtt", "mtt:convnet", "sre2l")),
+        ("default", (3, 4, 5, 6, 7, 8), ("dm", "dc", "mtt", "mtt:convnet_d3w64", "sre2l")),
         ("paper", (5, 6, 7, 8, 9), ("dm", "dc", "mtt", "mtt:convnet_d3w32", "sre2l")))
 })
 # chapter 6 (DD 2018), as notebooks/06_dd2018.ipynb runs it on every profile: MNIST-5k, IPC 1,

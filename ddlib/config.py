@@ -115,7 +115,7 @@ PROFILES.add("smoke", Profile(
     synth_batch_real=32, synth_model="convnet_d3w16_bn", ipcs=(1, 10), budgets=(2.0, 10.0), seeds=(0,)))
 PROFILES.add("default", Profile(
     name="default", dataset="fashion_mnist", pool_per_class=200, val_per_class=100,
-    test_limit=2000, model="convnet_d3w32", teacher_model="convnet_d3w64", teacher_epochs=30,
+    test_limit=2000, model="convnet_d3w32", teacher_model="convnet_d3w32", teacher_epochs=30,
     teacher_protocol="teacher_cos_v1", n_teachers=3, protocol="sgd_cos_lr05_v1", synth_iters=60, synth_batch_real=64,
     synth_model="convnet_d3w32",
     ipcs=(1, 10, 50), budgets=(1.0, 3.0, 10.0), seeds=(0, 1, 2)))

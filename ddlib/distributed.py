@@ -20,9 +20,12 @@ SyncBatchNorm, so with gloo each rank normalises with its own slice's
 statistics and results differ from one process (a warning says so).
 
 Only rank 0 writes rows and artifacts (:class:`ddlib.store.Store` asks
-:func:`is_writer`), and every write ends with a barrier so no rank reads the
-cache before rank 0 has filled it: all ranks then take the same cache hits
-and misses, hence the same sequence of collective calls.
+:func:`is_writer`), and every write ends with a barrier.  Whether a cache entry
+exists is decided by rank 0 and broadcast (:func:`agree`): a rank that looked
+for itself could find the file rank 0 has just written and skip the build and
+its barrier, and the ranks' collective calls would no longer pair up.  So all
+ranks take the same cache hits and misses, hence the same sequence of
+collective calls.
 """
 from __future__ import annotations
 
@@ -119,6 +122,15 @@ def barrier() -> None:
             tdist.barrier(device_ids=[_CURRENT.local_rank])
         else:
             tdist.barrier()
+
+
+def agree(flag: bool) -> bool:
+    """Rank 0's ``flag`` on every rank (``flag`` itself outside torchrun); a collective call."""
+    if _CURRENT is None:
+        return flag
+    t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=_CURRENT.device)
+    tdist.broadcast(t, src=0)
+    return bool(t.item())
 
 
 def all_sum(x: float) -> float:

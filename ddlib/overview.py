@@ -104,7 +104,8 @@ def benchmarks_table(folder: Optional[Path] = None) -> pd.DataFrame:
     """Headline figures of every committed benchmark result (``benchmarks/results/*.json``).
 
     One row per (benchmark, field) for its top-level ratios, throughputs
-    (images/s), GFLOP rates and fractions of the GEMM rate, with its device.
+    (images/s), GFLOP rates, fractions of the GEMM rate and the end-to-end
+    book minutes (``book_time.py``), with its device.
     """
     folder = Path(folder or BENCHMARKS)
     rows = []
@@ -112,7 +113,7 @@ def benchmarks_table(folder: Optional[Path] = None) -> pd.DataFrame:
         d = json.loads(f.read_text())
         for k, v in d.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool) and \
-                    any(s in k for s in ("ratio", "img_s", "gflop_s", "fraction")):
+                    (any(s in k for s in ("ratio", "img_s", "gflop_s", "fraction")) or k in ("wall_min", "target_min")):
                 rows.append({"benchmark": f.stem, "field": k, "value": v, "device": str(d.get("device", ""))})
     if not rows:
         raise DDLibError(f"no benchmark results in {folder}; run the scripts in benchmarks/")

@@ -5,7 +5,7 @@ one image back-propagated through one network counts ``backward_weight``
 (2 by default: a backward pass costs about twice the forward's multiply-adds,
 the usual 1 : 2 split of training FLOPs, e.g. Kaplan et al. 2020, Sec. 2.1).
 Networks are *not* weighted by their size: a pass through the teacher
-(ConvNet width 64 on ``default``), the student (width 32) or a distiller's
+(ConvNet width 32 on ``default``, like the student; width 128 on ``paper``) or a distiller's
 matching network counts the same, because the cost meter
 (:mod:`ddlib.cost`) counts samples per network, not multiply-adds.
 

@@ -17,6 +17,7 @@ import json
 import os
 import sqlite3
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, Optional
 
@@ -66,16 +67,33 @@ class Store:
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.db_path, timeout=60)
-        con.execute("PRAGMA journal_mode=WAL")
+        # Switching a new database to WAL fails at once with "database is locked"
+        # (no busy wait) while another process does the same: retry for a while.
+        for attempt in range(100):
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or attempt == 99:
+                    con.close()
+                    raise
+                time.sleep(0.05 + 0.05 * (attempt % 4))
         con.execute("PRAGMA synchronous=FULL")
         return con
 
     # -- rows -------------------------------------------------------------
     def get(self, key: str) -> Optional[Dict[str, Any]]:
+        """The stored row of ``key`` or None (under torchrun: as rank 0 sees it, on every rank)."""
         with self._connect() as con:
             con.row_factory = sqlite3.Row
             r = con.execute("SELECT * FROM runs WHERE key = ?", (key,)).fetchone()
-        return dict(r) if r else None
+        if not distributed.agree(r is not None):
+            return None
+        if r is None:  # rank 0 saw a row this rank did not: read again (it is committed)
+            with self._connect() as con:
+                con.row_factory = sqlite3.Row
+                r = con.execute("SELECT * FROM runs WHERE key = ?", (key,)).fetchone()
+        return dict(r)
 
     def put(self, row: Dict[str, Any]) -> None:
         """Insert one complete row atomically (an existing key is kept, not overwritten)."""
@@ -151,9 +169,13 @@ class Store:
         return path
 
     def load_artifact(self, kind: str, key: str) -> Optional[Dict[str, Any]]:
-        """Load an artifact, or None if absent; a corrupt file is an error, never code."""
+        """Load an artifact, or None if absent; a corrupt file is an error, never code.
+
+        Under torchrun rank 0 decides whether it is present (:func:`ddlib.distributed.agree`),
+        so every rank calls this at the same point and all build or all load.
+        """
         path = self.artifact_path(kind, key)
-        if not path.exists():
+        if not distributed.agree(path.exists()):
             return None
         try:
             return torch.load(path, map_location="cpu", weights_only=True)

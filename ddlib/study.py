@@ -244,12 +244,29 @@ def cost_table(df: pd.DataFrame, by: Sequence[str] = ("method", "ipc")) -> pd.Da
     Columns: build seconds, peak memory (MiB), samples forwarded and
     back-propagated through any network (teachers and scorers included: their
     cost is charged to every set that uses them), and label bytes.
+
+    When ``by`` leaves out ``regime`` but the rows span several regimes, the
+    build columns are the set's own construction, shared by every regime: the
+    least over regimes of the per-regime means (a regime's relabel only adds
+    to it, and ``hl`` has none); label bytes then get one column per regime
+    (``label bytes (sl)``, ...) instead of a mean that no regime ships.
     """
     cols = {"build_seconds": "build s", "build_peak_mem_mb": "peak MiB", "build_fwd": "forward samples",
             "build_bwd": "backward samples", "label_bytes": "label bytes"}
-    out = df.groupby(list(by))[list(cols)].mean().rename(columns=cols)
-    return out.round({"build s": 2, "peak MiB": 1}).astype(
-        {"forward samples": "int64", "backward samples": "int64", "label bytes": "int64"})
+    by = list(by)
+    per_regime = "regime" not in by and "regime" in df.columns and df["regime"].nunique() > 1
+    if per_regime:
+        m = df.groupby(by + ["regime"])[list(cols)].mean()
+        out = m.drop(columns="label_bytes").groupby(level=list(range(len(by)))).min().rename(columns=cols)
+        lb = m["label_bytes"].unstack("regime")
+        for r in lb.columns:
+            out[f"label bytes ({r})"] = lb[r].round().astype("int64")
+    else:
+        out = df.groupby(by)[list(cols)].mean().rename(columns=cols)
+        out["label bytes"] = out["label bytes"].round()
+    ints = {c: "int64" for c in out.columns if c in ("forward samples", "backward samples")
+            or c.startswith("label bytes")}
+    return out.round({"build s": 2, "peak MiB": 1}).astype(ints)
 
 
 def wins(df: pd.DataFrame, method: str, rivals: Sequence[str]) -> pd.DataFrame:

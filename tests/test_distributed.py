@@ -89,6 +89,32 @@ def test_ddp_teacher_and_students_equal_single_process(tmp_path, child_env, repo
         [p.name for p in (tmp_path / "one" / "artifacts" / "teachers").iterdir()]
 
 
+def _race(root: Path, out: str) -> None:
+    """Rank 1 looks for a cache entry only after rank 0 has built and written it.
+
+    Every rank must still take rank 0's miss (and reach the save's barrier);
+    a rank that trusted its own look would skip the barrier and hang rank 0.
+    """
+    import time
+
+    store, info = Store(root), distributed.current()
+    if not info.is_main:
+        time.sleep(3)  # rank 0 finds nothing and writes the entry meanwhile
+    hit = store.load_artifact("condensed", "k")
+    if hit is None:
+        store.save_artifact("condensed", "k", {"x": torch.arange(3)})
+    seen = store.get("no-such-key")
+    Path(f"{out}.{info.rank}").write_text(f"{hit is None} {seen is None}")
+
+
+def test_cache_misses_are_decided_by_rank_0(tmp_path, child_env, repo_root):
+    out = tmp_path / "race.txt"
+    env = child_env(DDLIB_HOME=tmp_path / "ddp")
+    p = _torchrun(str(Path(__file__)), "--race", str(out), env=env, cwd=repo_root, timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert [Path(f"{out}.{r}").read_text() for r in (0, 1)] == ["True True"] * 2
+
+
 def test_shard_covers_the_batch_once():
     for world in (1, 2, 3, 5):
         for n in (1, 2, 7, 64, 65):
@@ -96,12 +122,16 @@ def test_shard_covers_the_batch_once():
             assert [i for s in parts for i in range(n)[s]] == list(range(n))
 
 
-if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
+if __name__ == "__main__" and sys.argv[1:2] in (["--worker"], ["--race"]):
     info = distributed.init_from_env("cpu")
     assert info is not None and info.world == 2 and info.backend == "gloo"
+    home = Path(__import__("os").environ["DDLIB_HOME"])
     try:
-        result = _train(Path(__import__("os").environ["DDLIB_HOME"]))
-        if info.is_main:
-            torch.save(result, sys.argv[2])
+        if sys.argv[1] == "--race":
+            _race(home, sys.argv[2])
+        else:
+            result = _train(home)
+            if info.is_main:
+                torch.save(result, sys.argv[2])
     finally:
         distributed.shutdown()

@@ -191,10 +191,17 @@ def wall_table(runs: pd.DataFrame) -> pd.DataFrame:
                         "peak MiB": g["build_peak_mem_mb"].mean().round(1),
                         "forward samples": g["build_fwd"].mean().round().astype("int64"),
                         "backward samples": g["build_bwd"].mean().round().astype("int64")})
-    lb = runs.pivot_table(index=keys, columns="regime", values="label_bytes", aggfunc="mean")
-    for r in lb.columns:
-        out[f"label bytes ({r})"] = lb[r].round().astype("int64")
-    return out
+    return out.join(label_bytes_by_regime(runs, keys))
+
+
+def label_bytes_by_regime(runs: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Stored label bytes, one column per regime ("label bytes (hl)", ...), means over runs.
+
+    Indexed by ``keys``; whole numbers.  Each regime ships its own labels, so a
+    mean over regimes would be a size no set has.
+    """
+    lb = runs.pivot_table(index=list(keys), columns="regime", values="label_bytes", aggfunc="mean")
+    return pd.DataFrame({f"label bytes ({r})": lb[r].round().astype("int64") for r in lb.columns})
 
 
 def teacher_passes(profile: str, dataset: str = "", store=None, *,

@@ -82,18 +82,18 @@ class Store:
         return con
 
     # -- rows -------------------------------------------------------------
-    def get(self, key: str) -> Optional[Dict[str, Any]]:
-        """The stored row of ``key`` or None (under torchrun: as rank 0 sees it, on every rank)."""
+    def _row(self, key: str) -> Optional[sqlite3.Row]:
         with self._connect() as con:
             con.row_factory = sqlite3.Row
-            r = con.execute("SELECT * FROM runs WHERE key = ?", (key,)).fetchone()
+            return con.execute("SELECT * FROM runs WHERE key = ?", (key,)).fetchone()
+
+    def get(self, key: str) -> Optional[Dict[str, Any]]:
+        """The stored row of ``key`` or None (under torchrun: as rank 0 sees it, on every rank)."""
+        r = self._row(key)
         if not distributed.agree(r is not None):
             return None
-        if r is None:  # rank 0 saw a row this rank did not: read again (it is committed)
-            with self._connect() as con:
-                con.row_factory = sqlite3.Row
-                r = con.execute("SELECT * FROM runs WHERE key = ?", (key,)).fetchone()
-        return dict(r)
+        # rank 0 saw a row this rank did not: it is committed by now, read again
+        return dict(r if r is not None else self._row(key))
 
     def put(self, row: Dict[str, Any]) -> None:
         """Insert one complete row atomically (an existing key is kept, not overwritten)."""

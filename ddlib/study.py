@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from .config import PROFILES, RunConfig
 from .metrics.stats import bootstrap_ci, mean_std, paired_bootstrap_ci
+from .pareto import label_bytes_by_regime
 from .registry import DDLibError
 from .runner import run, validate
 from .store import Store
@@ -256,11 +257,10 @@ def cost_table(df: pd.DataFrame, by: Sequence[str] = ("method", "ipc")) -> pd.Da
     by = list(by)
     per_regime = "regime" not in by and "regime" in df.columns and df["regime"].nunique() > 1
     if per_regime:
-        m = df.groupby(by + ["regime"])[list(cols)].mean()
-        out = m.drop(columns="label_bytes").groupby(level=list(range(len(by)))).min().rename(columns=cols)
-        lb = m["label_bytes"].unstack("regime")
-        for r in lb.columns:
-            out[f"label bytes ({r})"] = lb[r].round().astype("int64")
+        build = [c for c in cols if c != "label_bytes"]
+        m = df.groupby(by + ["regime"])[build].mean()
+        out = m.groupby(level=list(range(len(by)))).min().rename(columns=cols)
+        out = out.join(label_bytes_by_regime(df, by))
     else:
         out = df.groupby(by)[list(cols)].mean().rename(columns=cols)
         out["label bytes"] = out["label bytes"].round()

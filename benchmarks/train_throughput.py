@@ -11,16 +11,22 @@ Measures, in one process on whatever device ``ddlib.seeding.pick_device`` picks
 1. ``gemm_gflop_s``   fp32 2048x2048 matrix-product rate (median of repetitions).
 2. ``engine_img_s``   images/s of ``ddlib.train.fit`` training ``convnet``
                       (ConvNet-3-128, instance norm) on 28x28x1 data, regime
-                      ``hl``, protocol ``sgd_cos_v1`` (batch 256), no augmentation;
-                      ``engine_aug_img_s`` the same with the protocol's DSA augmentation.
+                      ``hl``, protocol ``sgd_cos_v1`` (batch 256), no augmentation,
+                      engine mode ``compiled`` (``ddlib.fastpath``: cache-sized
+                      micro-batches + torch.compile; ``compile_s`` is its one-off
+                      compilation); ``engine_eager_img_s`` mode ``eager`` (micro-batches
+                      only), ``engine_plain_img_s`` mode ``plain`` (whole batch, eager:
+                      the engine before ddlib 0.4); ``engine_aug_img_s`` mode ``compiled``
+                      with the protocol's DSA augmentation.
 3. ``plain_img_s``    the same model and samples trained by a DC/DM-reference-style
                       loop (TensorDataset + DataLoader(shuffle=True), per-batch .to(device)).
 4. ``ratio``, ``model_gflop_per_img``, ``fraction_of_gemm`` derived from the above.
 5. Peak RSS per timed part, and the environment (device, torch, threads, date, machine).
 
-Timed fits run in interleaved rounds (engine, plain, engine_aug; order rotated
+Timed fits run in interleaved rounds (every mode once per round, order rotated
 each round) so that load from other processes hits every mode alike; each
-mode's headline is its median over rounds.
+mode's headline is its median over rounds.  The GEMM rate is measured again
+after every round and its median over all measurements is the one used.
 
 Writes pretty-printed JSON to ``benchmarks/results/train_throughput.json``
 (``train_throughput_quick.json`` with ``--quick``; ``--out`` overrides) and
@@ -48,6 +54,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 from ddlib.config import PROTOCOLS  # noqa: E402
+from ddlib.fastpath import profile  # noqa: E402
 from ddlib.models import create_model  # noqa: E402
 from ddlib.regimes import create_regime  # noqa: E402
 from ddlib.seeding import pick_device  # noqa: E402
@@ -215,47 +222,16 @@ def bench_gemm(device: torch.device, reps: int, warmup: int = 3) -> dict:
             "gflop_s": 2 * GEMM_N ** 3 / med / 1e9, "gflop_s_best": 2 * GEMM_N ** 3 / min(times) / 1e9}
 
 
-# --------------------------------------------------------------------------- 4. FLOPs
-def forward_flops_per_img(model: nn.Module, x: torch.Tensor) -> int:
-    """Analytic forward FLOPs per image of conv and linear layers (hooks; bias/norm/act ignored).
-
-    conv: 2 * (Cin/groups) * Cout * kh * kw * Hout * Wout; linear: 2 * in * out.
-    """
-    total = [0]
-
-    def conv_hook(m: nn.Conv2d, inp, out):
-        kh, kw = m.kernel_size
-        total[0] += 2 * (m.in_channels // m.groups) * m.out_channels * kh * kw * out.shape[2] * out.shape[3]
-
-    def linear_hook(m: nn.Linear, inp, out):
-        total[0] += 2 * m.in_features * m.out_features
-
-    hooks = []
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            hooks.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            hooks.append(m.register_forward_hook(linear_hook))
-    try:
-        with torch.no_grad():
-            model.eval()
-            model(x[:1])
-    finally:
-        for h in hooks:
-            h.remove()
-    return total[0]
-
-
 # --------------------------------------------------------------------------- 2. engine
-def engine_fit(x, y, num_classes, samples, augment, seed=SEED) -> dict:
-    """One ``ddlib.train.fit`` of a fresh ``convnet`` seeing exactly ``samples`` images."""
+def engine_fit(x, y, num_classes, samples, augment, engine, seed=SEED) -> dict:
+    """One ``ddlib.train.fit`` (engine mode ``engine``) of a fresh ``convnet`` seeing exactly ``samples`` images."""
     proto = PROTOCOLS.get(PROTOCOL)
     model = create_model(MODEL, num_classes, x.shape[1], x.shape[-1], seed=seed).to(x.device)
     # pool_size = samples, budget = 1 full "epoch": the run sees exactly `samples` images.
     res = fit(model, x, y, regime=create_regime(REGIME), teachers=[], budget=1.0,
-              pool_size=samples, protocol=proto, seed=seed, augment=augment)
+              pool_size=samples, protocol=proto, seed=seed, augment=augment, engine=engine)
     return {"samples": res.samples_seen, "steps": res.steps, "seconds": res.seconds,
-            "img_s": res.samples_seen / res.seconds, "final_loss": res.final_loss,
+            "img_s": res.samples_seen / res.seconds, "final_loss": res.final_loss, "plan": res.engine,
             "augment": proto.augment if augment is None else augment}
 
 
@@ -313,15 +289,18 @@ def load_data():
 
 
 # --------------------------------------------------------------------------- main
-MODES = ("engine", "plain", "engine_aug")  # engine: augment=""; engine_aug: protocol's augmentation
+# mode -> (ddlib engine mode, augmentation: "" none, None the protocol's); "plain" is the reference loop
+MODES = {"engine": ("compiled", ""), "engine_eager": ("eager", ""), "engine_plain": ("plain", ""),
+         "plain": (None, None), "engine_aug": ("compiled", None)}
 
 
 def run_mode(mode, samples, x_cpu, y_cpu, x_dev, y_dev, k, device) -> dict:
+    engine, augment = MODES[mode]
     with Part(device) as p:
         if mode == "plain":
             r = plain_fit(x_cpu, y_cpu, k, samples, device)
         else:
-            r = engine_fit(x_dev, y_dev, k, samples, augment="" if mode == "engine" else None)
+            r = engine_fit(x_dev, y_dev, k, samples, augment=augment, engine=engine)
     return {**r, **p.record()}
 
 
@@ -337,8 +316,9 @@ def summarise(rounds: list) -> dict:
          "rss_start_mib": min(r["rss_start_mib"] or 0 for r in rounds),
          "final_loss_rounds": [round(r["final_loss"], 4) for r in rounds]}
     d["img_per_cpu_s"] = round(d["samples"] / max(cpu, 1e-9), 1)
-    if "augment" in rounds[0]:
-        d["augment"] = rounds[0]["augment"]
+    for key in ("augment", "plan"):
+        if key in rounds[0]:
+            d[key] = rounds[0][key]
     if "peak_cuda_alloc_mib" in rounds[0]:
         d["peak_cuda_alloc_mib"] = max(r["peak_cuda_alloc_mib"] for r in rounds)
     return d
@@ -351,7 +331,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--target-seconds", type=float, default=None,
                     help="wall time aimed at per timed fit (default 10, 3 with --quick)")
     ap.add_argument("--rounds", type=int, default=None,
-                    help="interleaved rounds of (engine, plain, engine_aug) fits (default 3, 1 with --quick)")
+                    help="interleaved rounds of one fit per mode (default 3, 1 with --quick)")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/train_throughput[_quick].json)")
     ap.add_argument("--note", default=None, help="free text stored as 'note' (default: derived from CPU use and load)")
     args = ap.parse_args(argv)
@@ -382,18 +362,29 @@ def main(argv=None) -> dict:
     x_dev, y_dev = x_cpu.to(device), y_cpu.to(device)
     bs = PROTOCOLS.get(PROTOCOL).batch_size
 
-    # 4. FLOPs (forward of conv/linear layers, analytic); forward+backward ~ 3x forward
+    # 4. FLOPs (forward of conv/linear layers, analytic: ddlib.fastpath.profile);
+    # forward+backward ~ 3x forward
     fmodel = create_model(MODEL, k, x_cpu.shape[1], x_cpu.shape[-1], seed=SEED)
-    fwd = forward_flops_per_img(fmodel, x_cpu)
+    fwd = profile(fmodel, tuple(x_cpu.shape[1:]))[0]
     del fmodel
     model_gflop = 3 * fwd / 1e9
 
-    # Warm-up (engine with augmentation, so its kernels are warm too; the plain loop),
-    # then a short no-augmentation calibration fit that sizes the timed fits.
+    # Warm-up: the first compiled fit compiles (timed alone: compile_s), then every
+    # mode once (kernels warm), then a short calibration fit that sizes the timed fits.
     with Part(device) as p:
-        engine_fit(x_dev, y_dev, k, 2 * bs, augment=None)
-        plain_fit(x_cpu, y_cpu, k, 2 * bs, device)
-        calib = engine_fit(x_dev, y_dev, k, 3 * bs, augment="")
+        first = engine_fit(x_dev, y_dev, k, 2 * bs, augment="", engine="compiled")
+        again = engine_fit(x_dev, y_dev, k, 2 * bs, augment="", engine="compiled")
+    compile_s = max(0.0, first["seconds"] - again["seconds"])
+    parts["compile"] = {**p.record(), "first_fit_s": round(first["seconds"], 3),
+                        "second_fit_s": round(again["seconds"], 3), "compile_s": round(compile_s, 2)}
+    print(f"  compile: first compiled fit {first['seconds']:.1f} s, the next {again['seconds']:.1f} s", flush=True)
+    with Part(device) as p:
+        for mode, (engine, augment) in MODES.items():
+            if mode == "plain":
+                plain_fit(x_cpu, y_cpu, k, 2 * bs, device)
+            else:
+                engine_fit(x_dev, y_dev, k, 2 * bs, augment=augment, engine=engine)
+        calib = engine_fit(x_dev, y_dev, k, 3 * bs, augment="", engine="eager")
     parts["warmup"] = {**p.record(), "calibration_img_s": calib["img_s"]}
     steps = max(2 if args.quick else 4, round(calib["img_s"] * target / bs))
     samples = steps * bs
@@ -404,19 +395,23 @@ def main(argv=None) -> dict:
     # per round), so a burst of load from another process hits all modes alike; the
     # headline is the median over rounds and `ratio` the median of per-round ratios.
     rounds = {m: [] for m in MODES}
+    names = list(MODES)
+    gemm_rates = [gemm["gflop_s"]]
     for r in range(n_rounds):
-        order = MODES[r % len(MODES):] + MODES[:r % len(MODES)]
+        order = names[r % len(names):] + names[:r % len(names)]
         for mode in order:
             res_m = run_mode(mode, samples, x_cpu, y_cpu, x_dev, y_dev, k, device)
             rounds[mode].append(res_m)
-            print(f"  round {r + 1}/{n_rounds} {mode:<10s} {res_m['img_s']:8.1f} img/s "
+            print(f"  round {r + 1}/{n_rounds} {mode:<12s} {res_m['img_s']:8.1f} img/s "
                   f"({res_m['seconds']:.1f} s, {res_m['cpu_util']:.2f} cores busy)", flush=True)
+        gemm_rates.append(bench_gemm(device, reps=5 if args.quick else 20)["gflop_s"])
+    gemm_rate = statistics.median(gemm_rates)
     for mode in MODES:
         parts[mode] = summarise(rounds[mode])
     mem_method = PeakRSS.last_method
     per_round = lambda a, b: statistics.median(  # noqa: E731
         x["img_s"] / y["img_s"] for x, y in zip(rounds[a], rounds[b]))
-    eng, plain, eng_aug = (parts[m]["img_s"] for m in MODES)
+    eng, plain, eng_aug = (parts[m]["img_s"] for m in ("engine", "plain", "engine_aug"))
 
     load_end = load_avg()
     util = statistics.mean(parts[m]["cpu_util"] for m in MODES)
@@ -437,18 +432,26 @@ def main(argv=None) -> dict:
     res = {
         "benchmark": "train_throughput",
         "quick": bool(args.quick),
-        "gemm_gflop_s": round(gemm["gflop_s"], 2),
+        "gemm_gflop_s": round(gemm_rate, 2),
+        "gemm_gflop_s_rounds": [round(g, 1) for g in gemm_rates],
         "gemm_gflop_s_best": round(gemm["gflop_s_best"], 2),
         "engine_img_s": round(eng, 1),
+        "engine_eager_img_s": round(parts["engine_eager"]["img_s"], 1),
+        "engine_plain_img_s": round(parts["engine_plain"]["img_s"], 1),
         "engine_aug_img_s": round(eng_aug, 1),
         "plain_img_s": round(plain, 1),
+        "engine_plan": parts["engine"]["plan"],
+        "compile_s": round(compile_s, 2),
         "ratio": round(per_round("engine", "plain"), 3),
+        "ratio_eager": round(per_round("engine_eager", "plain"), 3),
+        "ratio_engine_plain": round(per_round("engine_plain", "plain"), 3),
         "ratio_cpu_time": round(parts["engine"]["img_per_cpu_s"] / parts["plain"]["img_per_cpu_s"], 3),
         "aug_slowdown": round(per_round("engine", "engine_aug"), 3),
         "model_gflop_per_img": round(model_gflop, 5),
         "model_forward_mflop_per_img": round(fwd / 1e6, 3),
-        "fraction_of_gemm": round(model_gflop * eng / gemm["gflop_s"], 4),
-        "peak_rss_mib": {m: parts[m]["peak_rss_mib"] for m in ("gemm",) + MODES},
+        "fraction_of_gemm": round(model_gflop * eng / gemm_rate, 4),
+        "fraction_of_gemm_eager": round(model_gflop * parts["engine_eager"]["img_s"] / gemm_rate, 4),
+        "peak_rss_mib": {m: parts[m]["peak_rss_mib"] for m in ("gemm", *MODES)},
         "peak_rss_method": mem_method,
         "samples_per_fit": samples,
         "rounds": n_rounds,
@@ -468,7 +471,7 @@ def main(argv=None) -> dict:
         "note": note,
     }
     if device.type == "cuda":
-        res["peak_cuda_alloc_mib"] = {m: parts[m].get("peak_cuda_alloc_mib") for m in ("gemm",) + MODES}
+        res["peak_cuda_alloc_mib"] = {m: parts[m].get("peak_cuda_alloc_mib") for m in ("gemm", *MODES)}
 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
@@ -477,8 +480,11 @@ def main(argv=None) -> dict:
     print(f"\nConvNet-3-128 (instance norm), 28x28x1, batch {bs}, {samples} samples/fit, "
           f"{n_rounds} round(s), {dev_name}, {threads} threads:")
     print(f"  GEMM fp32 {GEMM_N}^2     {res['gemm_gflop_s']:10.1f} GFLOP/s")
-    print(f"  engine (no aug)      {res['engine_img_s']:10.1f} img/s   peak RSS {rss['engine']} MiB")
-    print(f"  engine (DSA aug)     {res['engine_aug_img_s']:10.1f} img/s   peak RSS {rss['engine_aug']} MiB")
+    print(f"  engine compiled      {res['engine_img_s']:10.1f} img/s   peak RSS {rss['engine']} MiB "
+          f"({res['engine_plan']}; compiling took {res['compile_s']:.1f} s once)")
+    print(f"  engine eager         {res['engine_eager_img_s']:10.1f} img/s   peak RSS {rss['engine_eager']} MiB")
+    print(f"  engine plain         {res['engine_plain_img_s']:10.1f} img/s   peak RSS {rss['engine_plain']} MiB")
+    print(f"  engine compiled+DSA  {res['engine_aug_img_s']:10.1f} img/s   peak RSS {rss['engine_aug']} MiB")
     print(f"  plain PyTorch loop   {res['plain_img_s']:10.1f} img/s   peak RSS {rss['plain']} MiB")
     print(f"  ratio engine/plain   {res['ratio']:10.3f}   (CPU-time based {res['ratio_cpu_time']:.3f})")
     print(f"  model fwd+bwd        {res['model_gflop_per_img']:10.4f} GFLOP/img")

@@ -111,7 +111,7 @@ def fit_many(models: Sequence[nn.Module], images_list: Sequence[torch.Tensor],
             for n, p in m.named_parameters():
                 p.copy_(params[n][j])
     secs = (time.perf_counter() - t0) / k
-    return [FitResult(len(sizes), sum(sizes), secs, losses[j]) for j in range(k)]
+    return [FitResult(len(sizes), sum(sizes), secs, losses[j], "vmap") for j in range(k)]
 
 
 # regimes whose rows do not depend on state left by ``prepare`` (replayed runs skip it)
@@ -177,7 +177,7 @@ def fit_threads(calls, workers: Optional[int] = None) -> List[FitResult]:
     finally:
         torch.set_num_threads(threads)
     secs = (time.perf_counter() - t0) / len(calls)
-    return [FitResult(r.steps, r.samples_seen, secs, r.final_loss) for r in results]
+    return [FitResult(r.steps, r.samples_seen, secs, r.final_loss, r.engine) for r in results]
 
 
 def run_many(cfgs, store, *, quiet: bool = True) -> int:

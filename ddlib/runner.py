@@ -170,7 +170,7 @@ def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] 
         "build_bwd": cost.bwd,
         "label_bytes": cost.label_bytes + regime.label_bytes(len(images), m.num_classes, res.samples_seen),
         "device": str(dev.type), "teacher_model": teacher_arch if regime.n_teachers(prof) or "teacher_arch" in extras else "",
-        "eval_lr": r.eval_lr, "lr": lr,
+        "eval_lr": r.eval_lr, "lr": lr, "engine": res.engine,
         "version": __version__, "git_commit": git_commit(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "config_json": r.as_dict(),

@@ -31,9 +31,9 @@ COLUMNS = (
     "protocol", "accuracy", "val_accuracy", "steps", "samples_seen", "train_seconds",
     "build_seconds", "build_peak_mem_mb", "build_fwd", "build_bwd", "label_bytes",
     "device", "version", "git_commit", "created", "config_json",
-    "teacher_model", "eval_lr", "lr",
+    "teacher_model", "eval_lr", "lr", "engine",
 )
-OPTIONAL = ("teacher_model", "eval_lr", "lr")  # added in 0.2.x; None when a row lacks them
+OPTIONAL = ("teacher_model", "eval_lr", "lr", "engine")  # added in 0.2.x / 0.4; None when a row lacks them
 _TYPES = {"ipc": "INTEGER", "seed": "INTEGER", "steps": "INTEGER", "samples_seen": "INTEGER",
           "build_fwd": "INTEGER", "build_bwd": "INTEGER", "label_bytes": "INTEGER",
           "budget": "REAL", "accuracy": "REAL", "val_accuracy": "REAL", "train_seconds": "REAL",

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from . import augment as aug
 from .config import Protocol
+from .fastpath import Stepper, plan_step
 from .regimes import FitPlan, Regime
 from .seeding import generator
 
@@ -83,6 +84,7 @@ class FitResult:
     samples_seen: int
     seconds: float
     final_loss: float
+    engine: str = "plain"  # how the steps ran (ddlib.fastpath.StepPlan.describe)
 
 
 def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime: Regime,
@@ -90,7 +92,7 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
         seed: int, augment: Optional[str] = None, quiet: bool = True,
         desc: str = "train", lr: Optional[float] = None, cache=None,
         lr_schedule: Optional[torch.Tensor] = None, schedule_chunks: int = 1,
-        dist=None) -> FitResult:
+        dist=None, engine: Optional[str] = None) -> FitResult:
     """Train ``model`` in place on (images (M, C, H, W), labels (M,) or (M, K)).
 
     Args:
@@ -112,6 +114,9 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
         dist: a :class:`ddlib.distributed.DistInfo` to split every batch across
             the torchrun processes with DDP (same result as one process, up to
             float rounding); None trains in this process alone.
+        engine: step execution mode (:mod:`ddlib.fastpath`: "auto", "plain",
+            "eager", "compiled"; default ``$DDLIB_ENGINE`` or "auto"); it
+            changes speed and float rounding, not what is computed.
     """
     if lr_schedule is not None:
         return fit_schedule(model, images, labels, regime=regime, teachers=teachers,
@@ -133,6 +138,9 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
         from . import distributed
 
         net = distributed.wrap(model, dist)
+    else:
+        plan = plan_step(model, tuple(images.shape[1:]), protocol.batch_size, samples, device, engine)
+        stepper = Stepper(model, plan, protocol.batch_size)
     loss_val = float("nan")
     for step, bs in enumerate(tqdm(sizes, desc=desc, disable=quiet, leave=False)):
         for g in opt.param_groups:
@@ -140,18 +148,19 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
         idx, epoch = order.next_with_epoch(bs)
         idx = idx.to(device)
         views = regime.views(images, idx, epoch, strategy, agen)
+        opt.zero_grad(set_to_none=True)
         if dist is None:
-            loss = regime.loss(net(views), views, idx)
+            loss = stepper.backward(regime, views, idx)
         else:  # every rank drew the same global batch and views; each trains on its slice
             loss = distributed.shard_loss(net, regime, views, idx, dist)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+            loss.backward()
         opt.step()
         loss_val = float(loss.detach())
     if dist is not None:
         distributed.unwrap(model)
         loss_val = distributed.all_sum(loss_val) / dist.world  # the global batch's mean loss
-    return FitResult(len(sizes), sum(sizes), time.perf_counter() - t0, loss_val)
+    return FitResult(len(sizes), sum(sizes), time.perf_counter() - t0, loss_val,
+                     stepper.describe() if dist is None else "ddp")
 
 
 def fit_schedule(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime: Regime,

@@ -1,0 +1,153 @@
+"""The engine's step plans (ddlib.fastpath): micro-batches and compilation change speed, not results."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import ddlib.fastpath as fp
+from ddlib.config import PROTOCOLS, RunConfig
+from ddlib.models import ConvNet, create_model
+from ddlib.registry import DDLibError
+from ddlib.regimes import create_regime
+from ddlib.train import fit
+
+CPU = torch.device("cpu")
+
+
+def test_per_sample_only_without_batch_norm():
+    assert fp.per_sample(create_model("convnet_d3w32", 10, 1, 28))
+    assert fp.per_sample(create_model("convnet_nn", 10, 1, 28))
+    assert not fp.per_sample(create_model("convnet_d3w32_bn", 10, 1, 28))
+    assert not fp.per_sample(create_model("resnet18", 10, 3, 32))
+
+
+def test_profile_known_answer():
+    net = ConvNet(1, 10, 8, width=4, depth=1)  # conv 1->4 on 8x8, pool to 4x4, linear 64->10
+    net.train()
+    seen = []
+    net.stem.register_forward_hook(lambda mod, inp, out: seen.append(len(out)))  # as a cost Meter does
+    flops, largest = fp.profile(net, (1, 8, 8))
+    assert seen == []  # the probe ran on a hook-free copy: no pass is charged to the model
+    assert flops == 2 * 1 * 4 * 9 * 64 + 2 * 64 * 10
+    assert largest == 4 * 8 * 8 * 4  # the conv / norm output, fp32 bytes
+    assert net.training and all(m.training for m in net.modules())  # train mode restored
+
+
+def test_plan_slices_by_activation_size_on_cpu_only():
+    w32 = create_model("convnet_d3w32", 10, 1, 28)  # largest activation 32*28*28*4 = 100,352 B
+    mb = fp.MIN_MICRO
+    while 2 * mb * 100_352 <= fp.MICRO_BYTES:
+        mb *= 2
+    assert fp.plan_step(w32, (1, 28, 28), 256, 1000, CPU, "eager") == fp.StepPlan(mb, False)
+    assert fp.plan_step(w32, (1, 28, 28), mb, 1000, CPU, "eager") == fp.StepPlan(0, False)  # batch fits
+    assert fp.plan_step(w32, (1, 28, 28), 256, 1000, torch.device("cuda"), "eager") == fp.StepPlan()
+    bn = create_model("convnet_d3w32_bn", 10, 1, 28)
+    assert fp.plan_step(bn, (1, 28, 28), 256, 1000, CPU, "eager") == fp.StepPlan()
+    assert fp.plan_step(w32, (1, 28, 28), 256, 1000, CPU, "plain") == fp.StepPlan()
+    assert fp.plan_step(w32, (1, 28, 28), 256, 1000, CPU, "compiled") == fp.StepPlan(mb, True)
+    assert fp.StepPlan(mb, True).describe() == f"compiled/mb{mb}"
+    assert fp.StepPlan().describe() == "plain"
+
+
+def test_auto_compiles_only_large_sliced_fits(monkeypatch):
+    monkeypatch.setattr(fp, "_COMPILE_FAILED", False)
+    w32 = create_model("convnet_d3w32", 10, 1, 28)
+    fwd = fp.profile(w32, (1, 28, 28))[0]
+    need = fp.COMPILE_MIN_TFLOP * 1e12 / (3 * fwd)  # samples from which compiling pays
+    small = fp.plan_step(w32, (1, 28, 28), 256, int(need) - 1, CPU, "auto")
+    large = fp.plan_step(w32, (1, 28, 28), 256, int(need) + 1, CPU, "auto")
+    assert small.micro_batch and not small.compiled
+    assert large.micro_batch and large.compiled
+    bn = create_model("convnet_d3w32_bn", 10, 1, 28)
+    assert fp.plan_step(bn, (1, 28, 28), 256, 100 * int(need), CPU, "auto") == fp.StepPlan()
+
+
+def test_unknown_mode_is_one_clear_error(monkeypatch):
+    with pytest.raises(DDLibError, match="valid: auto, plain, eager, compiled"):
+        fp.engine_mode("fast")
+    monkeypatch.setenv("DDLIB_ENGINE", "turbo")
+    with pytest.raises(DDLibError, match="unknown engine mode 'turbo'"):
+        fp.engine_mode()
+    monkeypatch.setenv("DDLIB_ENGINE", "eager")
+    assert fp.engine_mode() == "eager"
+
+
+def _fit(digits, net, regime, engine, teachers=(), budget=0.5, seed=0):
+    m = digits.meta
+    x, y = digits.train_x[:120], digits.train_y[:120]
+    return fit(net, x, y, regime=create_regime(regime), teachers=list(teachers), budget=budget,
+               pool_size=len(digits.train_y), protocol=PROTOCOLS.get("sgd_cos_b64_lr1_v1"), seed=seed,
+               engine=engine)
+
+
+@pytest.mark.parametrize("regime", ["hl", "sl", "slkd", "slkd_stored"])
+def test_micro_batches_match_the_whole_batch(digits, monkeypatch, regime):
+    """Slices of 32 of every 64-sample batch give the whole batch's gradient (up to rounding)."""
+    m = digits.meta
+    monkeypatch.setattr(fp, "MICRO_BYTES", 32 * 16 * m.img_size ** 2 * 4)  # w16: slices of 32
+    teacher = create_model("convnet_d3w16", m.num_classes, m.in_chans, m.img_size, seed=7).eval()
+    a = create_model("convnet_d3w16", m.num_classes, m.in_chans, m.img_size, seed=3)
+    b = copy.deepcopy(a)
+    r1 = _fit(digits, a, regime, "plain", [teacher])
+    r2 = _fit(digits, b, regime, "eager", [teacher])
+    assert (r1.engine, r2.engine) == ("plain", "eager/mb32")
+    assert (r1.steps, r1.samples_seen) == (r2.steps, r2.samples_seen) and r1.steps > 5
+    assert r2.final_loss == pytest.approx(r1.final_loss, rel=1e-4, abs=1e-5)
+    for (n, p), q in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=n)
+    assert not torch.equal(a.classifier.weight, create_model(
+        "convnet_d3w16", m.num_classes, m.in_chans, m.img_size, seed=3).classifier.weight)  # it trained
+
+
+def test_micro_batched_fit_is_deterministic(digits, monkeypatch):
+    m = digits.meta
+    monkeypatch.setattr(fp, "MICRO_BYTES", 32 * 16 * m.img_size ** 2 * 4)
+    nets = [create_model("convnet_d3w16", m.num_classes, m.in_chans, m.img_size, seed=1) for _ in range(2)]
+    res = [_fit(digits, n, "hl", "eager", seed=5) for n in nets]
+    assert res[0].final_loss == res[1].final_loss
+    assert all(torch.equal(p, q) for p, q in zip(nets[0].parameters(), nets[1].parameters()))
+
+
+def test_compiled_fit_matches_eager(digits, monkeypatch):
+    m = digits.meta
+    monkeypatch.setattr(fp, "MICRO_BYTES", 32 * 16 * m.img_size ** 2 * 4)
+    monkeypatch.setattr(fp, "_COMPILE_FAILED", False)
+    a = create_model("convnet_d3w16", m.num_classes, m.in_chans, m.img_size, seed=2)
+    b = copy.deepcopy(a)
+    r1 = _fit(digits, a, "hl", "eager", budget=0.3)
+    r2 = _fit(digits, b, "hl", "compiled", budget=0.3)
+    assert r2.engine == "compiled/mb32"
+    assert r2.final_loss == pytest.approx(r1.final_loss, rel=1e-4, abs=1e-5)
+    for (n, p), q in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=n)
+
+
+def test_failed_compilation_falls_back_to_eager(digits, monkeypatch):
+    m = digits.meta
+    monkeypatch.setattr(fp, "MICRO_BYTES", 32 * 16 * m.img_size ** 2 * 4)
+    monkeypatch.setattr(fp, "_COMPILE_FAILED", False)
+
+    def broken(model):
+        def call(x):
+            raise RuntimeError("no C++ compiler")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    a = create_model("convnet_d3w16", m.num_classes, m.in_chans, m.img_size, seed=2)
+    b = copy.deepcopy(a)
+    r1 = _fit(digits, a, "hl", "eager", budget=0.3)
+    r2 = _fit(digits, b, "hl", "compiled", budget=0.3)
+    assert r2.engine == "eager/mb32"  # what really ran
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert fp._COMPILE_FAILED  # later plans in this process do not try again
+    assert not fp.plan_step(a, (1, 8, 8), 64, 10, CPU, "compiled").compiled
+
+
+def test_run_rows_record_the_engine(home):
+    from ddlib.runner import run
+
+    row, hit = run(RunConfig("digits", "random", 1, "hl", 0.2, 0, profile="smoke"), home, quiet=True)
+    assert not hit and row["engine"] == "plain"  # the smoke student has batch norm: whole batches
+    assert home.frame()["engine"].tolist() == ["plain"]

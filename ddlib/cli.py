@@ -162,6 +162,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="ddlib: %(message)s", stream=sys.stderr)
     try:
         args = p.parse_args(argv)
+        if args.cmd in ("run", "book", "grid"):
+            from .fastpath import engine_mode
+
+            engine_mode()  # a bad $DDLIB_ENGINE fails before anything is built
         {"list": cmd_list, "run": cmd_run, "results": cmd_results, "book": cmd_book,
          "grid": cmd_grid}[args.cmd](args)
     except DDLibError as e:

@@ -151,3 +151,14 @@ def test_run_rows_record_the_engine(home):
     row, hit = run(RunConfig("digits", "random", 1, "hl", 0.2, 0, profile="smoke"), home, quiet=True)
     assert not hit and row["engine"] == "plain"  # the smoke student has batch norm: whole batches
     assert home.frame()["engine"].tolist() == ["plain"]
+
+
+def test_cli_rejects_a_bad_engine_before_building(home, monkeypatch, capsys):
+    from ddlib.cli import main
+
+    monkeypatch.setenv("DDLIB_ENGINE", "turbo")
+    rc = main(["run", "--dataset", "digits", "--method", "random", "--ipc", "1", "--budget", "0.2",
+               "--profile", "smoke", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1] == "ddlib: error: unknown engine mode 'turbo'; valid: auto, plain, eager, compiled"
+    assert not any(home.root.rglob("*.pt")) and home.frame().empty  # nothing was built or stored

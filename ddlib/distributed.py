@@ -38,6 +38,7 @@ import torch
 import torch.distributed as tdist
 import torch.nn as nn
 
+from .regimes import slice_loss
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,4 @@ def shard_loss(net: nn.Module, regime, views: torch.Tensor, idx: torch.Tensor,
     weight = (sl.stop - sl.start) * info.world / n
     if sl.stop == sl.start:  # more ranks than samples: a zero-weight sample keeps DDP's all-reduce in step
         sl, weight = slice(0, 1), 0.0
-    stored = getattr(regime, "_batch", None)
-    if stored is not None:  # slkd_stored keeps the global batch's stored logits for its loss
-        regime._batch = stored[sl]
-    return regime.loss(net(views[sl]), views[sl], idx[sl]) * weight
+    return slice_loss(regime, net, views, idx, sl, getattr(regime, "_batch", None)) * weight

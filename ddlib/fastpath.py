@@ -41,6 +41,7 @@ from typing import Dict, Tuple
 import torch
 import torch.nn as nn
 
+from .regimes import slice_loss
 from .registry import DDLibError
 
 log = logging.getLogger("ddlib")
@@ -162,11 +163,10 @@ class Stepper:
         self.model, self.plan = model, plan
         self.compiled_n = plan.micro_batch or batch_size
         self.fast = torch.compile(model) if plan.compiled else model
-        self.fell_back = False
 
     def describe(self) -> str:
-        """The plan's label, as run (a failed compilation ran eager)."""
-        return StepPlan(self.plan.micro_batch, False).describe() if self.fell_back else self.plan.describe()
+        """The plan's label, as run (after a failed compilation: eager)."""
+        return self.plan.describe()
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         global _COMPILE_FAILED
@@ -178,7 +178,7 @@ class Stepper:
             _COMPILE_FAILED = True
             log.warning("torch.compile failed (%s: %s); training eager from now on",
                         type(e).__name__, str(e).splitlines()[0] if str(e) else "")
-            self.fast, self.fell_back = self.model, True
+            self.fast, self.plan = self.model, StepPlan(self.plan.micro_batch, False)
             return self.model(x)
 
     def backward(self, regime, views: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -192,13 +192,11 @@ class Stepper:
             loss = regime.loss(self._forward(views), views, idx)
             loss.backward()
             return loss.detach()
-        stored = getattr(regime, "_batch", None)  # slkd_stored keeps the batch's stored logits
+        stored = getattr(regime, "_batch", None)
         total = torch.zeros((), device=views.device)
         for s in range(0, n, mb):
             sl = slice(s, min(s + mb, n))
-            if stored is not None:
-                regime._batch = stored[sl]
-            loss = regime.loss(self._forward(views[sl]), views[sl], idx[sl]) * ((sl.stop - sl.start) / n)
+            loss = slice_loss(regime, self._forward, views, idx, sl, stored) * ((sl.stop - sl.start) / n)
             loss.backward()
             total += loss.detach()
         return total

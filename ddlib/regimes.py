@@ -274,5 +274,18 @@ class StoredViewKD(Regime):
         return kd_loss(logits, F.softmax(stored.float() / self.T, dim=1), self.T)
 
 
+def slice_loss(regime: Regime, net, views: torch.Tensor, idx: torch.Tensor, sl: slice,
+               stored: Optional[torch.Tensor]) -> torch.Tensor:
+    """``regime``'s mean loss on rows ``sl`` of a batch (views (B, C, H, W), idx (B,)).
+
+    ``stored``: the batch's per-view logits that ``slkd_stored``'s ``views`` kept
+    for its ``loss`` (taken before the first slice, as ``loss`` consumes them),
+    or None; the slice's rows are handed back to the regime.
+    """
+    if stored is not None:
+        regime._batch = stored[sl]
+    return regime.loss(net(views[sl]), views[sl], idx[sl])
+
+
 def create_regime(name: str) -> Regime:
     return REGIMES.get(name)()

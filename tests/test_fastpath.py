@@ -75,7 +75,6 @@ def test_unknown_mode_is_one_clear_error(monkeypatch):
 
 
 def _fit(digits, net, regime, engine, teachers=(), budget=0.5, seed=0):
-    m = digits.meta
     x, y = digits.train_x[:120], digits.train_y[:120]
     return fit(net, x, y, regime=create_regime(regime), teachers=list(teachers), budget=budget,
                pool_size=len(digits.train_y), protocol=PROTOCOLS.get("sgd_cos_b64_lr1_v1"), seed=seed,

@@ -38,7 +38,7 @@ def record(status: dict, wall_s: float, profile: str, peak_rss_mib: float = floa
     import torch
 
     from ddlib import __version__
-    from ddlib.study import machine
+    from ddlib.run.book import machine
 
     nbs = {k: round(v["seconds"], 1) for k, v in status.items() if v.get("profile") == profile}
     target = TARGET_MIN.get(profile)

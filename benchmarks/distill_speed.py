@@ -10,7 +10,7 @@ per class) at IPC 10 with its profile defaults except ``iters``, in a fresh
 Python process (so the peak memory, the resident-set growth the Meter samples,
 is its own).  A first, untimed child with ``iters=1`` builds whatever the
 method caches upstream (MTT's expert trajectories) into a temporary store; the
-timed child then runs ``--iters`` iterations under a :class:`ddlib.cost.Meter`
+timed child then runs ``--iters`` iterations under a :class:`ddlib.core.cost.Meter`
 whose upstream charges are dropped, so ``seconds_per_iter`` (wall),
 ``cpu_seconds_per_iter`` (this process's CPU time: less sensitive to other
 load on a shared machine) and ``peak_mem_mb`` are the distiller's own loop.  What one "iteration" is differs by method (DC/DSA: one network with
@@ -39,13 +39,13 @@ if str(ROOT) not in sys.path:  # runnable as `python benchmarks/distill_speed.py
 
 import torch  # noqa: E402
 
-from ddlib.config import PROFILES  # noqa: E402
-from ddlib.context import Context  # noqa: E402
-from ddlib.cost import Meter  # noqa: E402
+from ddlib.core.config import PROFILES  # noqa: E402
+from ddlib.methods.context import Context  # noqa: E402
+from ddlib.core.cost import Meter  # noqa: E402
 from ddlib.data import load  # noqa: E402
-from ddlib.distill import DISTILLERS  # noqa: E402
-from ddlib.seeding import pick_device  # noqa: E402
-from ddlib.store import Store  # noqa: E402
+from ddlib.methods.distill import DISTILLERS  # noqa: E402
+from ddlib.core.seeding import pick_device  # noqa: E402
+from ddlib.core.store import Store  # noqa: E402
 
 
 def time_method(name: str, split, prof, store: Store, ipc: int, iters: int) -> dict:

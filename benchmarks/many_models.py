@@ -1,11 +1,11 @@
-"""K small trainings together (``ddlib.batched.fit_many``) against one after another (``ddlib.train.fit``).
+"""K small trainings together (``ddlib.engine.batched.fit_many``) against one after another (``ddlib.engine.train.fit``).
 
 Run from the repository root::
 
     python benchmarks/many_models.py            # -> benchmarks/results/many_models.json
     python benchmarks/many_models.py --quick    # -> benchmarks/results/many_models_quick.json
 
-Measures, in one process on the device ``ddlib.seeding.pick_device`` picks:
+Measures, in one process on the device ``ddlib.core.seeding.pick_device`` picks:
 
 1. ``gemm_gflop_s``   fp32 2048^2 matrix-product rate (as ``train_throughput.py``).
 2. ``norm``           forward+backward time of three implementations of instance norm
@@ -18,7 +18,7 @@ Measures, in one process on the device ``ddlib.seeding.pick_device`` picks:
                       after another and together; ``ratio`` = together / sequential
                       (> 1: together is faster), median over interleaved rounds;
                       ``threads_img_s`` / ``ratio_threads`` the same for K concurrent
-                      single-threaded fits (``ddlib.batched.fit_threads``).
+                      single-threaded fits (``ddlib.engine.batched.fit_threads``).
    Peak RSS of each part; the environment.
 """
 from __future__ import annotations
@@ -43,12 +43,12 @@ import torch.nn.functional as F  # noqa: E402
 
 from train_throughput import Part, bench_gemm, load_avg, machine_info, sync  # noqa: E402
 
-from ddlib.batched import fit_many  # noqa: E402
-from ddlib.config import PROTOCOLS  # noqa: E402
-from ddlib.models import create_model  # noqa: E402
-from ddlib.regimes import create_regime  # noqa: E402
-from ddlib.seeding import pick_device  # noqa: E402
-from ddlib.train import fit  # noqa: E402
+from ddlib.engine.batched import fit_many  # noqa: E402
+from ddlib.core.config import PROTOCOLS  # noqa: E402
+from ddlib.engine.models import create_model  # noqa: E402
+from ddlib.engine.regimes import create_regime  # noqa: E402
+from ddlib.core.seeding import pick_device  # noqa: E402
+from ddlib.engine.train import fit  # noqa: E402
 
 MODEL, PROTOCOL, REGIME, POOL = "convnet_d3w32", "sgd_cos_lr05_v1", "hl", 2000
 
@@ -115,8 +115,8 @@ def together(nets, sets, budget):
 
 
 def threads(nets, sets, budget):
-    """K concurrent single-threaded fits (``ddlib.batched.fit_threads``, the CPU path of ``run_many``)."""
-    from ddlib.batched import _Captured, _capture, fit_threads
+    """K concurrent single-threaded fits (``ddlib.engine.batched.fit_threads``, the CPU path of ``run_many``)."""
+    from ddlib.engine.batched import _Captured, _capture, fit_threads
 
     proto = PROTOCOLS.get(PROTOCOL)
     calls = []

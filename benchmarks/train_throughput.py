@@ -5,14 +5,14 @@ Run from the repository root::
     python benchmarks/train_throughput.py            # full run (~1.5-2 min on 2 CPU cores)
     python benchmarks/train_throughput.py --quick    # smoke run (~20 s)
 
-Measures, in one process on whatever device ``ddlib.seeding.pick_device`` picks
+Measures, in one process on whatever device ``ddlib.core.seeding.pick_device`` picks
 (CUDA when available, else CPU; ``--device`` overrides):
 
 1. ``gemm_gflop_s``   fp32 2048x2048 matrix-product rate (median of repetitions).
-2. ``engine_img_s``   images/s of ``ddlib.train.fit`` training ``convnet``
+2. ``engine_img_s``   images/s of ``ddlib.engine.train.fit`` training ``convnet``
                       (ConvNet-3-128, instance norm) on 28x28x1 data, regime
                       ``hl``, protocol ``sgd_cos_v1`` (batch 256), no augmentation,
-                      engine mode ``compiled`` (``ddlib.fastpath``: cache-sized
+                      engine mode ``compiled`` (``ddlib.engine.fastpath``: cache-sized
                       micro-batches + torch.compile; ``compile_s`` is its one-off
                       compilation); ``engine_eager_img_s`` mode ``eager`` (micro-batches
                       only), ``engine_plain_img_s`` mode ``plain`` (whole batch, eager:
@@ -53,12 +53,12 @@ if str(ROOT) not in sys.path:  # runnable as `python benchmarks/train_throughput
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from ddlib.config import PROTOCOLS  # noqa: E402
-from ddlib.fastpath import profile  # noqa: E402
-from ddlib.models import create_model  # noqa: E402
-from ddlib.regimes import create_regime  # noqa: E402
-from ddlib.seeding import pick_device  # noqa: E402
-from ddlib.train import fit  # noqa: E402
+from ddlib.core.config import PROTOCOLS  # noqa: E402
+from ddlib.engine.fastpath import profile  # noqa: E402
+from ddlib.engine.models import create_model  # noqa: E402
+from ddlib.engine.regimes import create_regime  # noqa: E402
+from ddlib.core.seeding import pick_device  # noqa: E402
+from ddlib.engine.train import fit  # noqa: E402
 
 MODEL, REGIME, PROTOCOL = "convnet", "hl", "sgd_cos_v1"
 GEMM_N = 2048
@@ -224,7 +224,7 @@ def bench_gemm(device: torch.device, reps: int, warmup: int = 3) -> dict:
 
 # --------------------------------------------------------------------------- 2. engine
 def engine_fit(x, y, num_classes, samples, augment, engine, seed=SEED) -> dict:
-    """One ``ddlib.train.fit`` (engine mode ``engine``) of a fresh ``convnet`` seeing exactly ``samples`` images."""
+    """One ``ddlib.engine.train.fit`` (engine mode ``engine``) of a fresh ``convnet`` seeing exactly ``samples`` images."""
     proto = PROTOCOLS.get(PROTOCOL)
     model = create_model(MODEL, num_classes, x.shape[1], x.shape[-1], seed=seed).to(x.device)
     # pool_size = samples, budget = 1 full "epoch": the run sees exactly `samples` images.
@@ -362,7 +362,7 @@ def main(argv=None) -> dict:
     x_dev, y_dev = x_cpu.to(device), y_cpu.to(device)
     bs = PROTOCOLS.get(PROTOCOL).batch_size
 
-    # 4. FLOPs (forward of conv/linear layers, analytic: ddlib.fastpath.profile);
+    # 4. FLOPs (forward of conv/linear layers, analytic: ddlib.engine.fastpath.profile);
     # forward+backward ~ 3x forward
     fmodel = create_model(MODEL, k, x_cpu.shape[1], x_cpu.shape[-1], seed=SEED)
     fwd = profile(fmodel, tuple(x_cpu.shape[1:]))[0]

@@ -5,4 +5,4 @@ stored run would compute, so old rows are not silently reused.
 """
 __version__ = "0.4.0"
 
-from .registry import DDLibError  # noqa: E402,F401
+from ddlib.core.registry import DDLibError  # noqa: E402,F401

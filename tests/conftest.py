@@ -18,8 +18,8 @@ if str(REPO) not in sys.path:  # `pytest tests` (not `python -m pytest`) from an
     sys.path.insert(0, str(REPO))
 
 import ddlib.data  # noqa: E402
-from ddlib.config import PROFILES  # noqa: E402
-from ddlib.store import Store  # noqa: E402
+from ddlib.core.config import PROFILES  # noqa: E402
+from ddlib.core.store import Store  # noqa: E402
 
 
 @pytest.fixture

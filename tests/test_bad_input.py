@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ddlib.data.idx import write_idx
-from ddlib.store import Store
+from ddlib.core.store import Store
 
 PREFIX = "ddlib: error:"
 RUN = ["run", "--dataset", "digits", "--method", "random", "--ipc", "1", "--regime", "hl",

@@ -1,9 +1,9 @@
 """The book's per-chapter grids: valid on every profile, shared budgets, honest run counts."""
 import pytest
 
-from ddlib.chapters import CHAPTERS, chapter_grid, chapters_table
-from ddlib.registry import DDLibError
-from ddlib.study import Study
+from ddlib.chapters.grids import CHAPTERS, chapter_grid, chapters_table
+from ddlib.core.registry import DDLibError
+from ddlib.run.study import Study
 
 
 def test_unknown_chapter_or_profile_is_one_clear_error():
@@ -43,5 +43,5 @@ def test_chapter_two_and_three_share_their_budget(profile):
 def test_full_data_study_keeps_every_image():
     s = Study.from_params(profile="smoke", chapter="label_regimes").full_data()
     assert s.methods == ("random",) and s.regimes == ("hl",)
-    from ddlib.study import full_pool_ipc
+    from ddlib.run.study import full_pool_ipc
     assert s.ipcs == (full_pool_ipc("smoke"),)

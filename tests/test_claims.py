@@ -4,8 +4,8 @@ import json
 import pandas as pd
 import pytest
 
-import ddlib.claims as claims
-from ddlib.claims import CLAIMS, VERDICTS, classify, ledger_sentence, ledger_table, tally_verdict
+import ddlib.analysis.claims as claims
+from ddlib.analysis.claims import CLAIMS, VERDICTS, classify, ledger_sentence, ledger_table, tally_verdict
 
 SEEDS = (0, 1, 2)
 # per-seed noise (points) shared by every method, so paired differences are exact

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from ddlib.store import Store
+from ddlib.core.store import Store
 
 RUN = ["run", "--dataset", "digits", "--method", "random", "--ipc", "10", "--regime", "hl",
        "--budget", "1", "--seed", "0", "--profile", "smoke", "--quiet"]
@@ -35,12 +35,12 @@ def stored(cli):
 
 
 def test_list_prints_every_family(cli):
-    from ddlib.config import PROFILES, PROTOCOLS
-    from ddlib.coresets import CORESETS
+    from ddlib.core.config import PROFILES, PROTOCOLS
+    from ddlib.methods.coresets import CORESETS
     from ddlib.data import dataset_names
-    from ddlib.distill import DISTILLERS
-    from ddlib.models import MODELS
-    from ddlib.regimes import REGIMES
+    from ddlib.methods.distill import DISTILLERS
+    from ddlib.engine.models import MODELS
+    from ddlib.engine.regimes import REGIMES
 
     proc = cli("list")
     assert proc.returncode == 0, proc.stderr

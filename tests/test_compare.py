@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from ddlib.compare import duel_sentence, family_duel
+from ddlib.analysis.compare import duel_sentence, family_duel
 
 
 def _rows(method, regime, accs):

@@ -7,18 +7,18 @@ import math
 import pytest
 import torch
 
-import ddlib.train
-from ddlib.config import RunConfig
-from ddlib.context import Context
-from ddlib.coresets import select
-from ddlib.coresets import cad_prune as cad
-from ddlib.coresets.ccs import ccs_select, default_beta, stratify
-from ddlib.coresets.kcenter import kcenter_greedy
-from ddlib.coresets.scores import el2n, forgetting_counts, get_scores
-from ddlib.cost import Meter
-from ddlib.registry import DDLibError
-from ddlib.runner import build_key, uses_budget
-from ddlib.store import Store
+import ddlib.engine.train
+from ddlib.core.config import RunConfig
+from ddlib.methods.context import Context
+from ddlib.methods.coresets import select
+from ddlib.methods.coresets import cad_prune as cad
+from ddlib.methods.coresets.ccs import ccs_select, default_beta, stratify
+from ddlib.methods.coresets.kcenter import kcenter_greedy
+from ddlib.methods.coresets.scores import el2n, forgetting_counts, get_scores
+from ddlib.core.cost import Meter
+from ddlib.core.registry import DDLibError
+from ddlib.methods.build import build_key, uses_budget
+from ddlib.core.store import Store
 
 
 @pytest.fixture(autouse=True)
@@ -221,7 +221,7 @@ def test_scores_are_cached_and_still_charged(digits, smoke_profile, tmp_path, mo
     def boom(*a, **k):
         raise AssertionError("scores were recomputed instead of loaded")
 
-    monkeypatch.setattr(ddlib.train, "fit", boom)
+    monkeypatch.setattr(ddlib.engine.train, "fit", boom)
     with Meter() as m2:
         ctx = _ctx(smoke_profile, store)
         ctx.meter = m2

@@ -9,7 +9,7 @@ import torch
 import ddlib.data
 from ddlib.data import sources
 from ddlib.data.idx import read_idx, write_idx
-from ddlib.registry import DDLibError
+from ddlib.core.registry import DDLibError
 
 
 def _hashes(x):

@@ -6,16 +6,16 @@ import pandas as pd
 import pytest
 import torch
 
-from ddlib import dcs
-from ddlib.context import Context
-from ddlib.cost import Meter
+from ddlib.analysis import dcs
+from ddlib.methods.context import Context
+from ddlib.core.cost import Meter
 from ddlib.data import Split
-from ddlib.distill.dc import gradient_distance
-from ddlib.distill.dm import DSA_STRATEGY, dm_loss
-from ddlib.models import create_model
-from ddlib.registry import DDLibError
-from ddlib.seeding import generator, stream_seed
-from ddlib.store import Store
+from ddlib.methods.distill.dc import gradient_distance
+from ddlib.methods.distill.dm import DSA_STRATEGY, dm_loss
+from ddlib.engine.models import create_model
+from ddlib.core.registry import DDLibError
+from ddlib.core.seeding import generator, stream_seed
+from ddlib.core.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +48,13 @@ def test_dm_objective_is_zero_for_the_pool_itself_and_grows_with_shuffled_labels
 
 
 def test_dm_objective_equals_the_distillers_loss_with_the_whole_pool(toy, ctx):
-    """One network: the wrapper is DM's Eq. 4 (ddlib.distill.dm.dm_loss) with R = the whole pool."""
+    """One network: the wrapper is DM's Eq. 4 (ddlib.methods.distill.dm.dm_loss) with R = the whole pool."""
     x, y = _subset(toy, 3)
     got = dcs.dm_objective(toy, x, y, seed=5, ctx=ctx, n_nets=1)
     m = toy.meta
     net = create_model(ctx.profile.synth_model, 10, m.in_chans, m.img_size,
                        seed=stream_seed(5, "dcs-dm-net-0")).train()
-    import ddlib.augment as aug
+    import ddlib.engine.augment as aug
     params = aug.draw(DSA_STRATEGY, 10, generator(5, "dcs-dm-aug-0"), m.img_size)
     with torch.no_grad():
         want = float(dm_loss(net, toy.train_x, toy.train_y, x, y, 10, params))
@@ -152,8 +152,9 @@ def test_correlation_table_has_one_row_per_probe_and_one_column_per_ipc():
 
 
 def test_score_sets_reads_stored_sets_and_caches_values(digits, home, monkeypatch):
-    from ddlib.config import RunConfig
-    from ddlib.runner import build_key, validate
+    from ddlib.core.config import RunConfig
+    from ddlib.run.runner import validate
+    from ddlib.methods.build import build_key
 
     rows = []
     for seed in (0, 1):

@@ -11,18 +11,19 @@ import pytest
 import torch
 
 import ddlib.data
-from ddlib.config import PROFILES, PROTOCOLS, RunConfig
-from ddlib.context import Context
-from ddlib.cost import Meter
-from ddlib.distill import SyntheticSet, distill
-from ddlib.distill.dd import default_steps, unroll
-from ddlib.models import create_model
-from ddlib.regimes import create_regime
-from ddlib.registry import DDLibError
-from ddlib.runner import build_key, run
-from ddlib.seeding import stream_seed
-from ddlib.store import Store
-from ddlib.train import evaluate, fit_schedule
+from ddlib.core.config import PROFILES, PROTOCOLS, RunConfig
+from ddlib.methods.context import Context
+from ddlib.core.cost import Meter
+from ddlib.methods.distill import SyntheticSet, distill
+from ddlib.methods.distill.dd import default_steps, unroll
+from ddlib.engine.models import create_model
+from ddlib.engine.regimes import create_regime
+from ddlib.core.registry import DDLibError
+from ddlib.run.runner import run
+from ddlib.methods.build import build_key
+from ddlib.core.seeding import stream_seed
+from ddlib.core.store import Store
+from ddlib.engine.train import evaluate, fit_schedule
 
 
 def _dd(split, profile, tmp_path, ipc=1, seed=0, **hp):

@@ -1,4 +1,4 @@
-"""torchrun / DDP (ddlib.distributed): two gloo processes on CPU train what one process trains.
+"""torchrun / DDP (ddlib.engine.distributed): two gloo processes on CPU train what one process trains.
 
 Run as a script under torchrun (``--worker OUT``), this file is also the
 worker: it trains a teacher and two students data-parallel and rank 0 saves
@@ -11,15 +11,15 @@ from pathlib import Path
 
 import torch
 
-from ddlib import distributed
-from ddlib.config import PROFILES, PROTOCOLS, RunConfig
+from ddlib.engine import distributed
+from ddlib.core.config import PROFILES, PROTOCOLS, RunConfig
 from ddlib.data import load
-from ddlib.models import create_model
-from ddlib.regimes import create_regime
-from ddlib.runner import run
-from ddlib.store import Store
-from ddlib.teachers import get_teacher
-from ddlib.train import evaluate, fit
+from ddlib.engine.models import create_model
+from ddlib.engine.regimes import create_regime
+from ddlib.run.runner import run
+from ddlib.core.store import Store
+from ddlib.engine.teachers import get_teacher
+from ddlib.engine.train import evaluate, fit
 
 RUN = ["--dataset", "digits", "--method", "random", "--ipc", "10", "--regime", "hl", "--budget", "1",
        "--seed", "0", "--profile", "smoke", "--quiet"]

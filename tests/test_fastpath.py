@@ -1,4 +1,4 @@
-"""The engine's step plans (ddlib.fastpath): micro-batches and compilation change speed, not results."""
+"""The engine's step plans (ddlib.engine.fastpath): micro-batches and compilation change speed, not results."""
 from __future__ import annotations
 
 import copy
@@ -6,12 +6,12 @@ import copy
 import pytest
 import torch
 
-import ddlib.fastpath as fp
-from ddlib.config import PROTOCOLS, RunConfig
-from ddlib.models import ConvNet, create_model
-from ddlib.registry import DDLibError
-from ddlib.regimes import create_regime
-from ddlib.train import fit
+import ddlib.engine.fastpath as fp
+from ddlib.core.config import PROTOCOLS, RunConfig
+from ddlib.engine.models import ConvNet, create_model
+from ddlib.core.registry import DDLibError
+from ddlib.engine.regimes import create_regime
+from ddlib.engine.train import fit
 
 CPU = torch.device("cpu")
 
@@ -145,7 +145,7 @@ def test_failed_compilation_falls_back_to_eager(digits, monkeypatch):
 
 
 def test_run_rows_record_the_engine(home):
-    from ddlib.runner import run
+    from ddlib.run.runner import run
 
     row, hit = run(RunConfig("digits", "random", 1, "hl", 0.2, 0, profile="smoke"), home, quiet=True)
     assert not hit and row["engine"] == "plain"  # the smoke student has batch norm: whole batches
@@ -153,7 +153,7 @@ def test_run_rows_record_the_engine(home):
 
 
 def test_cli_rejects_a_bad_engine_before_building(home, monkeypatch, capsys):
-    from ddlib.cli import main
+    from ddlib.run.cli import main
 
     monkeypatch.setenv("DDLIB_ENGINE", "turbo")
     rc = main(["run", "--dataset", "digits", "--method", "random", "--ipc", "1", "--budget", "0.2",

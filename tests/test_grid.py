@@ -1,13 +1,13 @@
-"""The resumable grid runner (ddlib.grid): expansion, skip-stored, failures, CLI."""
+"""The resumable grid runner (ddlib.run.grid): expansion, skip-stored, failures, CLI."""
 import subprocess
 import sys
 
 import pytest
 
-import ddlib.runner
-from ddlib.grid import configs, run_grid
-from ddlib.registry import DDLibError
-from ddlib.store import Store
+import ddlib.run.runner
+from ddlib.run.grid import configs, run_grid
+from ddlib.core.registry import DDLibError
+from ddlib.core.store import Store
 
 DETERMINISTIC = ("key", "accuracy", "val_accuracy", "steps")
 SPEC = {"profile": "smoke", "dataset": "digits", "methods": "random", "ipcs": [1, 2],
@@ -34,7 +34,7 @@ def test_grid_equals_single_runs_and_resumes(home, tmp_path):
     assert (s.done, s.skipped, s.failed) == (4, 0, ())
     ref = Store(tmp_path / "ref")
     for c in configs(SPEC):
-        ddlib.runner.run(c, ref)
+        ddlib.run.runner.run(c, ref)
     assert _cols(home.rows()) == _cols(ref.rows())
     again = run_grid(SPEC, home, quiet=True)  # everything stored: nothing recomputed
     assert (again.done, again.skipped) == (0, 4) and len(home.rows()) == 4
@@ -42,25 +42,25 @@ def test_grid_equals_single_runs_and_resumes(home, tmp_path):
 
 def test_failure_is_recorded_and_grid_goes_on(home, monkeypatch):
     bad = configs(SPEC)[1].key()
-    real = ddlib.runner.run
+    real = ddlib.run.runner.run
 
     def flaky(cfg, store=None, **kw):
         if cfg.key() == bad:
             raise RuntimeError("boom")
         return real(cfg, store, **kw)
 
-    monkeypatch.setattr(ddlib.runner, "run", flaky)
+    monkeypatch.setattr(ddlib.run.runner, "run", flaky)
     s = run_grid(SPEC, home, quiet=True)
     assert s.done == 3 and s.failed == ((bad, "RuntimeError: boom"),)
     assert [f["key"] for f in home.failures()] == [bad] and "boom" in home.failures()[0]["error"]
-    monkeypatch.setattr(ddlib.runner, "run", real)
+    monkeypatch.setattr(ddlib.run.runner, "run", real)
     s = run_grid(SPEC, home, quiet=True)  # the restart finishes exactly the missing run
     assert (s.done, s.skipped, s.failed) == (1, 3, ()) and home.failures() == []
     assert len(home.rows()) == 4
 
 
 def test_fail_fast_stops_at_first_failure(home, monkeypatch):
-    monkeypatch.setattr(ddlib.runner, "run", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
+    monkeypatch.setattr(ddlib.run.runner, "run", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
     s = run_grid(SPEC, home, quiet=True, fail_fast=True)
     assert s.done == 0 and len(s.failed) == 1
 

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from ddlib.config import RunConfig
+from ddlib.core.config import RunConfig
 from ddlib.data.idx import write_idx
-from ddlib.registry import DDLibError
-from ddlib.runner import build_key, validate
-from ddlib.store import Store
+from ddlib.core.registry import DDLibError
+from ddlib.run.runner import validate
+from ddlib.methods.build import build_key
+from ddlib.core.store import Store
 
 PREFIX = "ddlib: error:"
 GRID = ("profile: smoke\ndataset: digits\nmethods: random\nipcs: [1, 2, 3, 4, 5]\n"

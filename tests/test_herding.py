@@ -1,7 +1,7 @@
 """Herding known answers on a toy 2-D Gaussian mixture."""
 import torch
 
-from ddlib.coresets.herding import herd
+from ddlib.methods.coresets.herding import herd
 
 
 def _mixture(seed=0, n=600):

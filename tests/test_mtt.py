@@ -2,14 +2,14 @@
 import pytest
 import torch
 
-import ddlib.distill.mtt as mtt
-from ddlib.config import RunConfig
-from ddlib.context import Context
-from ddlib.cost import Meter
-from ddlib.distill import distill
-from ddlib.models import create_model
-from ddlib.runner import run
-from ddlib.store import Store
+import ddlib.methods.distill.mtt as mtt
+from ddlib.core.config import RunConfig
+from ddlib.methods.context import Context
+from ddlib.core.cost import Meter
+from ddlib.methods.distill import distill
+from ddlib.engine.models import create_model
+from ddlib.run.runner import run
+from ddlib.core.store import Store
 
 TINY = dict(iters=3, n_experts=1, expert_epochs_total=2, expert_epochs=1, max_start_epoch=1,
             syn_steps=3)
@@ -90,7 +90,7 @@ def test_runner_trains_with_the_learnt_lr(digits, home):
                     eval_lr="learned")
     row, reused = run(cfg, home)
     assert not reused
-    art = home.load_artifact("condensed", __import__("ddlib.runner").runner.build_key(cfg.resolved()))
+    art = home.load_artifact("condensed", __import__("ddlib.methods.build").methods.build.build_key(cfg.resolved()))
     assert row["eval_lr"] == "learned"
     assert row["lr"] == pytest.approx(art["extras"]["syn_lr"]) and row["lr"] != 0.01
     assert home.frame()["lr"].tolist() == [row["lr"]]

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from ddlib.overview import benchmarks_table, passes_per_sample, profiles_table, regimes_table
-from ddlib.registry import DDLibError
+from ddlib.analysis.overview import benchmarks_table, passes_per_sample, profiles_table, regimes_table
+from ddlib.core.registry import DDLibError
 
 
 def test_a_budget_buys_more_epochs_over_a_smaller_set():

@@ -1,4 +1,4 @@
-"""ddlib.pareto: pass accounting and Pareto fronts on hand-made frames with known answers."""
+"""ddlib.analysis.pareto: pass accounting and Pareto fronts on hand-made frames with known answers."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 import torch
 
-from ddlib.config import PROTOCOLS
-from ddlib.cost import Meter
-from ddlib.models import create_model
-from ddlib.pareto import (LABEL_FORWARDS, compute_frame, front_summary, label_forwards, pareto_chart,
+from ddlib.core.config import PROTOCOLS
+from ddlib.core.cost import Meter
+from ddlib.engine.models import create_model
+from ddlib.analysis.pareto import (LABEL_FORWARDS, compute_frame, front_summary, label_forwards, pareto_chart,
                           pareto_mask, pareto_points, passes_table, wall_table)
-from ddlib.regimes import REGIMES, create_regime
-from ddlib.registry import DDLibError
-from ddlib.train import fit
+from ddlib.engine.regimes import REGIMES, create_regime
+from ddlib.core.registry import DDLibError
+from ddlib.engine.train import fit
 
 
 def test_pareto_mask_known_front():
@@ -51,7 +51,7 @@ def test_label_forwards_match_the_engine(regime):
     student = create_model("convnet_d3w16", 3, 1, 8, seed=0)
     protocol = PROTOCOLS.get("sgd_cos_b64_lr1_v1")
     reg = create_regime(regime)
-    used = reg.n_teachers(SimpleNamespace(n_teachers=2))  # the teachers ddlib.runner hands the regime
+    used = reg.n_teachers(SimpleNamespace(n_teachers=2))  # the teachers ddlib.run.runner hands the regime
     with Meter() as meter:
         for t in teachers:
             meter.watch(t)

@@ -1,4 +1,4 @@
-"""Equivalence of the fast paths: instance norm, and K models trained together (ddlib.batched)."""
+"""Equivalence of the fast paths: instance norm, and K models trained together (ddlib.engine.batched)."""
 from __future__ import annotations
 
 import copy
@@ -6,11 +6,11 @@ import copy
 import pytest
 import torch
 
-from ddlib.batched import can_batch, fit_many
-from ddlib.config import PROTOCOLS
-from ddlib.models import create_model
-from ddlib.regimes import create_regime
-from ddlib.train import fit
+from ddlib.engine.batched import can_batch, fit_many
+from ddlib.core.config import PROTOCOLS
+from ddlib.engine.models import create_model
+from ddlib.engine.regimes import create_regime
+from ddlib.engine.train import fit
 
 
 def _sets(digits, seeds, n=20):
@@ -58,11 +58,11 @@ def test_can_batch_rejects_buffers_and_mixed(digits):
 
 @pytest.mark.parametrize("cpu_threads", [True, False])
 def test_study_batched_seeds_same_rows(tmp_path, monkeypatch, cpu_threads):
-    import ddlib.batched
-    from ddlib.store import Store
-    from ddlib.study import Study
+    import ddlib.engine.batched
+    from ddlib.core.store import Store
+    from ddlib.run.study import Study
 
-    monkeypatch.setattr(ddlib.batched, "CPU_THREADS", cpu_threads)  # False: fit_many on CPU too
+    monkeypatch.setattr(ddlib.engine.batched, "CPU_THREADS", cpu_threads)  # False: fit_many on CPU too
 
     # few steps: at the smoke lr (0.1) rounding differences (grouped vs single convolutions)
     # grow over a run, as they do between two thread counts of the plain engine
@@ -81,7 +81,7 @@ def test_study_batched_seeds_same_rows(tmp_path, monkeypatch, cpu_threads):
 
 
 def test_fit_threads_matches_fit(digits):
-    from ddlib.batched import _Captured, _capture, fit_threads
+    from ddlib.engine.batched import _Captured, _capture, fit_threads
 
     m = digits.meta
     proto = PROTOCOLS.get("sgd_cos_b64_lr1_v1")
@@ -106,16 +106,16 @@ def test_fit_threads_matches_fit(digits):
 
 def test_study_threads_mix_regimes_and_budgets_in_chunks(tmp_path, monkeypatch):
     """On CPU any missing runs train side by side, chunk by chunk; rows equal one-by-one runs."""
-    import ddlib.batched
-    from ddlib.store import Store
-    from ddlib.study import Study
+    import ddlib.engine.batched
+    from ddlib.core.store import Store
+    from ddlib.run.study import Study
 
-    monkeypatch.setattr(ddlib.batched, "THREAD_CHUNK", 2)
+    monkeypatch.setattr(ddlib.engine.batched, "THREAD_CHUNK", 2)
     s = Study.from_params("smoke", methods=["random"], ipcs=[10], regimes=["hl", "sl"], budgets=[0.2, 0.4],
                           seeds=[0])
     one = s.run(Store(tmp_path / "one"), quiet=True, batch_seeds=False).sort_values("key")
     store = Store(tmp_path / "many")
-    assert ddlib.batched.run_many(s.configs(), store) == 4  # every run, in 2 chunks of 2
+    assert ddlib.engine.batched.run_many(s.configs(), store) == 4  # every run, in 2 chunks of 2
     many = s.run(store, quiet=True, batch_seeds=True).sort_values("key")
     assert list(one["key"]) == list(many["key"])
     for col in ("steps", "samples_seen", "label_bytes"):

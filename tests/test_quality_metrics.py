@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from ddlib.metrics.quality import (features, frechet_distance, mean_pairwise_distance, median_bandwidth,
+from ddlib.analysis.quality import (features, frechet_distance, mean_pairwise_distance, median_bandwidth,
                                    mmd2, prdc, set_quality, subsample, vendi_score)
-from ddlib.metrics.stats import spearman_ci
-from ddlib.registry import DDLibError
+from ddlib.analysis.stats import spearman_ci
+from ddlib.core.registry import DDLibError
 
 
 def gauss(n=60, d=4, seed=0):

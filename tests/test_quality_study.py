@@ -7,12 +7,13 @@ import pandas as pd
 import pytest
 
 import ddlib
-from ddlib.config import RunConfig, config_hash
-from ddlib.quality_study import set_quality_table
-from ddlib.registry import DDLibError
-from ddlib.runner import build_key, condensed_set, validate
-from ddlib.store import Store
-from ddlib.teachers import get_teacher
+from ddlib.core.config import RunConfig, config_hash
+from ddlib.analysis.quality_study import set_quality_table
+from ddlib.core.registry import DDLibError
+from ddlib.run.runner import validate
+from ddlib.methods.build import build_key, condensed_set
+from ddlib.core.store import Store
+from ddlib.engine.teachers import get_teacher
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +53,8 @@ def test_set_quality_table_missing_set(home, digits, teacher):
 
 
 def test_study_quality_and_correlation(home, digits, teacher):
-    from ddlib.quality_study import quality_vs_accuracy, study_quality_table
-    from ddlib.study import Study
+    from ddlib.analysis.quality_study import quality_vs_accuracy, study_quality_table
+    from ddlib.run.study import Study
 
     st = Study.from_params(profile="smoke", methods=["random"], ipcs=[1], regimes=["hl"],
                            budgets=[1.0, 2.0], seeds=[0, 1, 2])
@@ -87,7 +88,7 @@ def _toy_quality() -> pd.DataFrame:
 
 
 def test_quality_summary_means_over_seeds():
-    from ddlib.quality_study import quality_summary
+    from ddlib.analysis.quality_study import quality_summary
 
     s = quality_summary(_toy_quality().assign(fd=[9.87654] * 8), metrics=("coverage", "mmd2", "fd"))
     assert s.loc[("coreset", "random", 10)].tolist() == [0.2, 0.0012, 9.877, 2]  # 4 significant digits
@@ -96,7 +97,7 @@ def test_quality_summary_means_over_seeds():
 
 
 def test_family_contrast_known_answer():
-    from ddlib.quality_study import contrast_sentence, family_contrast
+    from ddlib.analysis.quality_study import contrast_sentence, family_contrast
 
     c = family_contrast(_toy_quality(), metrics=("coverage", "fd", "mean_pdist"), n_boot=500).set_index("metric")
     # method means: coverage coreset 0.2, 0.3 / distill 0.6, 0.7 -> diff 0.4 within [0.3, 0.5]
@@ -121,7 +122,7 @@ def test_family_contrast_known_answer():
 
 
 def test_correlation_table_and_sentence():
-    from ddlib.quality_study import correlation_sentence, correlation_table
+    from ddlib.analysis.quality_study import correlation_sentence, correlation_table
 
     corr = pd.DataFrame([
         {"regime": "hl", "budget": 2.0, "metric": "coverage", "rho": 0.5, "low": 0.1, "high": 0.8, "n": 12},
@@ -143,7 +144,7 @@ def test_correlation_table_and_sentence():
 
 
 def test_quality_charts_specs():
-    from ddlib.quality_study import correlation_heatmap, quality_chart
+    from ddlib.analysis.quality_study import correlation_heatmap, quality_chart
 
     cfgs = [RunConfig("digits", m, 1, r, 2.0, 0, "smoke") for m in ("random", "dm") for r in ("hl", "slkd")]
     res = pd.DataFrame([{"config_json": json.dumps(c.resolved().as_dict()), "regime": c.regime, "method": c.method,

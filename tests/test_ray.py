@@ -1,14 +1,15 @@
-"""The Ray backend of the grid (ddlib.grid_ray) on a local two-CPU Ray instance."""
+"""The Ray backend of the grid (ddlib.run.grid_ray) on a local two-CPU Ray instance."""
 import subprocess
 import sys
 
 import pytest
 
-from ddlib.grid import configs, run_grid
-from ddlib.grid_ray import RayOptions, plan
-from ddlib.registry import DDLibError
-from ddlib.runner import build_key, validate
-from ddlib.store import Store
+from ddlib.run.grid import configs, run_grid
+from ddlib.run.grid_ray import RayOptions, plan
+from ddlib.core.registry import DDLibError
+from ddlib.run.runner import validate
+from ddlib.methods.build import build_key
+from ddlib.core.store import Store
 
 DETERMINISTIC = ("key", "accuracy", "val_accuracy", "steps", "samples_seen")
 # ipc 500 passes validation but digits' classes hold ~125 training images: the run fails

@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from ddlib.reference import beside_published, published
+from ddlib.analysis.reference import beside_published, published
 
 
 def test_published_csv_is_well_formed():

@@ -4,10 +4,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ddlib.config import PROTOCOLS
-from ddlib.models import create_model
-from ddlib.regimes import REGIMES, HardLabels, create_regime, kd_loss, teacher_probs
-from ddlib.train import budget_samples, fit
+from ddlib.core.config import PROTOCOLS
+from ddlib.engine.models import create_model
+from ddlib.engine.regimes import REGIMES, HardLabels, create_regime, kd_loss, teacher_probs
+from ddlib.engine.train import budget_samples, fit
 
 
 class Counting(nn.Module):

@@ -2,9 +2,9 @@
 import pandas as pd
 import pytest
 
-from ddlib.saturation import (beats_random_sentence, convergence, convergence_sentence, gap_table,
+from ddlib.analysis.saturation import (beats_random_sentence, convergence, convergence_sentence, gap_table,
                               gap_to_full, saturation_chart, saturation_sentence)
-from ddlib.study import gains
+from ddlib.analysis.tables import gains
 
 
 def _rows(method, regime, ipc, accs):

@@ -7,9 +7,9 @@ import textwrap
 import pytest
 import torch
 
-import ddlib.store as store_mod
-from ddlib.registry import DDLibError
-from ddlib.store import COLUMNS, Store
+import ddlib.core.store as store_mod
+from ddlib.core.registry import DDLibError
+from ddlib.core.store import COLUMNS, Store
 
 
 def _row(key="k1", **over):
@@ -149,7 +149,7 @@ def test_unreadable_database_raises(tmp_path):
 
 CHILD = textwrap.dedent("""
     import os, signal, sqlite3, sys
-    from ddlib.store import COLUMNS, Store
+    from ddlib.core.store import COLUMNS, Store
     root, how = sys.argv[1], sys.argv[2]
     s = Store(root)
     row = {c: 1 for c in COLUMNS}

@@ -1,7 +1,7 @@
 """The construction-cost table on hand-made rows: known means, per-regime label bytes."""
 import pandas as pd
 
-from ddlib import study
+import ddlib.analysis.tables as tables
 
 
 def _rows():
@@ -16,7 +16,7 @@ def _rows():
 
 
 def test_cost_table_per_method_shows_the_shared_build_and_label_bytes_per_regime():
-    t = study.cost_table(_rows())
+    t = tables.cost_table(_rows())
     row = t.loc[("rded", 1)]
     assert row["forward samples"] == 101 and row["backward samples"] == 50 and row["build s"] == 1.0
     assert "label bytes" not in t.columns
@@ -24,8 +24,8 @@ def test_cost_table_per_method_shows_the_shared_build_and_label_bytes_per_regime
 
 
 def test_cost_table_by_regime_charges_the_relabel():
-    t = study.cost_table(_rows(), by=("regime", "method", "ipc"))
+    t = tables.cost_table(_rows(), by=("regime", "method", "ipc"))
     assert list(t["forward samples"]) == [101, 111, 601]
     assert list(t["label bytes"]) == [10, 200, 9000]
-    one = study.cost_table(_rows().query("regime == 'sl'"))
+    one = tables.cost_table(_rows().query("regime == 'sl'"))
     assert one.loc[("rded", 1), "label bytes"] == 200 and one.loc[("rded", 1), "forward samples"] == 111

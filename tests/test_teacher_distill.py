@@ -3,18 +3,18 @@ import pytest
 import torch
 import torch.nn as nn
 
-from ddlib import augment as aug
-from ddlib.config import PROTOCOLS
-from ddlib.context import Context
-from ddlib.cost import Meter
-from ddlib.distill import distill
-from ddlib.distill.rded import auto_settings, select_crops, tile, untile
-from ddlib.distill.sre2l import batch_stats, bn_matching_loss
-from ddlib.models import create_model
-from ddlib.regimes import create_regime
-from ddlib.registry import DDLibError
-from ddlib.store import Store
-from ddlib.train import fit
+from ddlib.engine import augment as aug
+from ddlib.core.config import PROTOCOLS
+from ddlib.methods.context import Context
+from ddlib.core.cost import Meter
+from ddlib.methods.distill import distill
+from ddlib.methods.distill.rded import auto_settings, select_crops, tile, untile
+from ddlib.methods.distill.sre2l import batch_stats, bn_matching_loss
+from ddlib.engine.models import create_model
+from ddlib.engine.regimes import create_regime
+from ddlib.core.registry import DDLibError
+from ddlib.core.store import Store
+from ddlib.engine.train import fit
 
 
 class Counting(nn.Module):
@@ -183,7 +183,7 @@ def test_teacher_distillers_shape_determinism_cost(method, digits, fast_teacher_
 
 def test_rded_picks_lowest_loss_crops_with_hand_made_scorer(digits, fast_teacher_profile, tmp_path, monkeypatch):
     """A scorer whose CE is the crop's mean pixel: RDED keeps the darkest crops."""
-    import ddlib.distill.rded as rded
+    import ddlib.methods.distill.rded as rded
 
     seen = {}
 
@@ -221,7 +221,7 @@ def test_ca2d_harder_patches_for_larger_budget(digits, fast_teacher_profile, tmp
                  n_real=30, n_crops=4)
     assert hi.extras["target"] > lo.extras["target"]
     assert hi.extras["mean_patch_loss"] > lo.extras["mean_patch_loss"]
-    from ddlib.distill.ca2d import distill_ca2d
+    from ddlib.methods.distill.ca2d import distill_ca2d
     assert distill_ca2d.uses_budget
     with pytest.raises(DDLibError):
         distill("ca2d", digits, 1, seed=0, ctx=_ctx(fast_teacher_profile, tmp_path))
@@ -249,7 +249,7 @@ def test_sre2l_needs_bn_teacher(digits, fast_teacher_profile, tmp_path):
 
 def test_rded_mosaic_holds_the_easiest_crops_in_order(digits, fast_teacher_profile, tmp_path, monkeypatch):
     """factor 2 with a hand-made scorer (CE = mean pixel): quadrant j holds the j-th darkest crop."""
-    import ddlib.distill.rded as rded
+    import ddlib.methods.distill.rded as rded
 
     seen = {}
 
@@ -273,7 +273,7 @@ def test_rded_mosaic_holds_the_easiest_crops_in_order(digits, fast_teacher_profi
 
 # ---------------------------------------------------------------- regressions
 def _student_accuracy(digits, profile, images, labels, budget=2.0, seed=0):
-    from ddlib.train import evaluate
+    from ddlib.engine.train import evaluate
 
     student = create_model(profile.model, 10, 1, 8, seed=seed)
     fit(student, images, labels, regime=create_regime("hl"), teachers=[], budget=budget,
@@ -312,7 +312,7 @@ def test_sl_soft_labels_are_the_stored_fp16_and_charged(digits, smoke_profile):
 @pytest.fixture
 def fast_smoke(fast_teacher_profile, monkeypatch):
     """RunConfigs naming ``smoke`` get the 1-epoch-teacher profile (no 40-epoch teachers in tests)."""
-    from ddlib.config import PROFILES
+    from ddlib.core.config import PROFILES
 
     monkeypatch.setitem(PROFILES._items, "smoke", fast_teacher_profile)
     return fast_teacher_profile
@@ -321,9 +321,9 @@ def fast_smoke(fast_teacher_profile, monkeypatch):
 def test_runner_relabels_sre2l_with_its_bn_teacher(home, fast_smoke, monkeypatch):
     """Regression: sre2l's sets were soft-labelled by the profile's instance-norm teacher, not by
     the BN teacher they were recovered from, and students collapsed to one class (0.10) under sl."""
-    import ddlib.runner as runner
-    from ddlib.config import RunConfig
-    from ddlib.distill.sre2l import default_bn_arch
+    import ddlib.run.runner as runner
+    from ddlib.core.config import RunConfig
+    from ddlib.methods.distill.sre2l import default_bn_arch
 
     archs = []
     real = runner.get_teachers
@@ -339,8 +339,8 @@ def test_runner_relabels_sre2l_with_its_bn_teacher(home, fast_smoke, monkeypatch
 
 def test_runner_charges_the_relabel_to_the_row(home, fast_smoke):
     """sl: one teacher pass per stored image; slkd_stored: one per view, and its seconds."""
-    from ddlib.config import RunConfig
-    from ddlib.runner import run
+    from ddlib.core.config import RunConfig
+    from ddlib.run.runner import run
 
     hp = (("n_crops", 2), ("n_real", 10))
     rows = {r: run(RunConfig("digits", "rded", 2, r, 0.2, 0, "smoke", hparams=hp), home)[0]

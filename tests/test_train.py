@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 
-from ddlib.config import PROTOCOLS, Protocol
-from ddlib.models import create_model
-from ddlib.regimes import create_regime
-from ddlib.train import Batches, batch_sizes, budget_samples, evaluate, fit, lr_at
-from ddlib.seeding import generator
+from ddlib.core.config import PROTOCOLS, Protocol
+from ddlib.engine.models import create_model
+from ddlib.engine.regimes import create_regime
+from ddlib.engine.train import Batches, batch_sizes, budget_samples, evaluate, fit, lr_at
+from ddlib.core.seeding import generator
 
 
 @pytest.mark.parametrize("budget,pool,expected", [

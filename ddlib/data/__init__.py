@@ -14,8 +14,8 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from ..registry import DDLibError
-from .sources import SOURCES, RawData, imagefolder
+from ddlib.core.registry import DDLibError
+from ddlib.data.sources import SOURCES, RawData, imagefolder
 
 SPLIT_SEED = 20260101  # fixed: splits never depend on the run seed
 TEST_FRACTION = 0.2  # share of a source without a test split held out for test
@@ -120,7 +120,7 @@ def load(name: str, profile=None, device="cpu") -> Split:
     Raises:
         DDLibError: unknown name, missing or corrupt files.
     """
-    from ..config import PROFILES
+    from ddlib.core.config import PROFILES
 
     prof = PROFILES.get(profile) if isinstance(profile, str) else profile
     if prof is None:

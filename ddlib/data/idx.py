@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..registry import DDLibError
+from ddlib.core.registry import DDLibError
 
 
 def read_idx(path: Path) -> np.ndarray:

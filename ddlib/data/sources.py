@@ -12,8 +12,8 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from ..registry import DDLibError, Registry
-from .idx import read_idx
+from ddlib.core.registry import DDLibError, Registry
+from ddlib.data.idx import read_idx
 
 SOURCES = Registry("dataset")
 

@@ -1,0 +1,120 @@
+"""Tables of the protocol chapter: what each profile, protocol, regime and method is.
+
+Everything here is read from the registries and from ``benchmarks/results``,
+so the protocol page cannot drift from the code that produced the other pages.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import altair as alt
+import pandas as pd
+
+from ddlib.core.config import PROFILES, PROTOCOLS
+from ddlib.core.registry import DDLibError
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+
+
+def profiles_table() -> pd.DataFrame:
+    """One column per profile, one row per setting (sizes, models, grid defaults)."""
+    cols = {}
+    for name in PROFILES.names():
+        d = asdict(PROFILES.get(name))
+        d.pop("name")
+        cols[name] = {k: ", ".join(map(str, v)) if isinstance(v, tuple) else
+                      ("whole split" if v is None else str(v)) for k, v in d.items()}
+    return pd.DataFrame(cols)
+
+
+def protocols_table() -> pd.DataFrame:
+    """Every named training protocol with its hyperparameters (one row each)."""
+    rows = [asdict(PROTOCOLS.get(n)) for n in PROTOCOLS.names()]
+    return pd.DataFrame(rows).set_index("name")
+
+
+def regimes_table() -> pd.DataFrame:
+    """Each label regime with its definition from :mod:`ddlib.engine.regimes`' docstring."""
+    import re
+
+    from ddlib.engine import regimes
+
+    # the module docstring's bullet list "* ``name`` text" is the definition
+    found = dict(re.findall(r"^\* ``(\w+)``\s+(.+?)(?=^\* |^\S|\Z)", regimes.__doc__ or "", re.M | re.S))
+    rows = [{"regime": n, "labels": " ".join(found.get(n, "").split())} for n in regimes.REGIMES.names()]
+    return pd.DataFrame(rows).set_index("regime")
+
+
+def methods_table() -> pd.DataFrame:
+    """Every registered coreset method and distiller with the first docstring line."""
+    from ddlib.methods.coresets import CORESETS
+    from ddlib.methods.distill import DISTILLERS
+
+    rows = []
+    for family, reg in (("coreset", CORESETS), ("distiller", DISTILLERS)):
+        for n in reg.names():
+            doc = (reg.get(n).__doc__ or "").strip().splitlines()
+            rows.append({"method": n, "family": family, "what it does": doc[0] if doc else ""})
+    return pd.DataFrame(rows).set_index("method")
+
+
+def passes_per_sample(profile: str, ipcs, budgets, num_classes: int = 10,
+                      pool_per_class: Optional[int] = None) -> pd.DataFrame:
+    """Epochs over the condensed set that a budget buys: e = B * |pool| / (K * IPC).
+
+    A budget of ``B`` full-pool epochs is ``B * |pool|`` samples seen,
+    whatever the set's size, so a smaller set is passed over more often.
+
+    Args:
+        profile: whose pool size to use (its ``pool_per_class``).
+        ipcs: images per class of the condensed sets.
+        budgets: budgets in full-pool epochs.
+        num_classes: K.
+        pool_per_class: override of the profile's pool size (required when the
+            profile uses the whole train split, whose size depends on the data).
+
+    Returns:
+        frame with columns ipc, budget, samples_seen, epochs_over_set.
+    """
+    ppc = pool_per_class or PROFILES.get(profile).pool_per_class
+    if not ppc:
+        raise DDLibError(f"profile {profile!r} uses the whole train split; pass pool_per_class")
+    rows = []
+    for i in ipcs:
+        for b in budgets:
+            seen = float(b) * ppc * num_classes
+            rows.append({"ipc": int(i), "budget": float(b), "samples_seen": int(seen),
+                         "epochs_over_set": seen / (num_classes * int(i))})
+    return pd.DataFrame(rows)
+
+
+def passes_chart(df: pd.DataFrame, *, width: int = 300, height: int = 200) -> alt.Chart:
+    """Log-log lines of epochs over the set against IPC, one line per budget."""
+    return alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("ipc:Q", scale=alt.Scale(type="log"), title="images per class"),
+        y=alt.Y("epochs_over_set:Q", scale=alt.Scale(type="log"), title="epochs over the condensed set"),
+        color=alt.Color("budget:N", title="budget (full-pool epochs)"),
+    ).properties(width=width, height=height)
+
+
+def benchmarks_table(folder: Optional[Path] = None) -> pd.DataFrame:
+    """Headline figures of every committed benchmark result (``benchmarks/results/*.json``).
+
+    One row per (benchmark, field) for its top-level ratios, throughputs
+    (images/s), GFLOP rates, fractions of the GEMM rate and the end-to-end
+    book minutes (``book_time.py``), with its device.
+    """
+    folder = Path(folder or BENCHMARKS)
+    rows = []
+    for f in sorted(folder.glob("*.json")):
+        d = json.loads(f.read_text())
+        for k, v in d.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and \
+                    (any(s in k for s in ("ratio", "img_s", "gflop_s", "fraction")) or k in ("wall_min", "target_min")):
+                rows.append({"benchmark": f.stem, "field": k, "value": v, "device": str(d.get("device", ""))})
+    if not rows:
+        raise DDLibError(f"no benchmark results in {folder}; run the scripts in benchmarks/")
+    return pd.DataFrame(rows).set_index(["benchmark", "field"])

@@ -1,0 +1,366 @@
+"""Quality metrics of stored condensed sets, one table row per built set.
+
+A condensed set is stored once per *build key* (:func:`ddlib.methods.build.build_key`:
+no regime, no budget unless the method uses it), so the many result rows of a
+study that share a set give one quality row.  Sets and the real train pool are
+embedded with one network (normally the profile's teacher) and compared by
+:func:`ddlib.analysis.quality.set_quality`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Dict, Iterable, List, Tuple, Union
+
+import pandas as pd
+import torch.nn as nn
+
+from ddlib.core.config import RunConfig
+from ddlib.data import Split
+from ddlib.analysis.quality import MAX_REAL, features, set_quality
+from ddlib.core.registry import DDLibError
+from ddlib.run.runner import validate
+from ddlib.methods.build import build_key, method_family
+from ddlib.core.store import Store
+
+_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
+Entry = Union[str, RunConfig, Dict[str, Any]]
+
+
+def _config_of(row: Dict[str, Any]) -> RunConfig:
+    """The RunConfig of a store row (its ``config_json``) or of a dict of RunConfig fields."""
+    d = row.get("config_json")
+    d = json.loads(d) if isinstance(d, str) else dict(d) if d else dict(row)
+    d = {k: v for k, v in d.items() if k in _FIELDS}
+    d.setdefault("regime", "hl")
+    d.setdefault("budget", 1.0)
+    hp = d.get("hparams") or {}
+    d["hparams"] = tuple(sorted(hp.items() if isinstance(hp, dict) else tuple(map(tuple, hp))))
+    try:
+        return RunConfig(**d)
+    except TypeError as e:
+        raise DDLibError(f"cannot read a run config from row {row.get('key', '?')}: {e}") from None
+
+
+def _entries(keys_or_rows: Union[pd.DataFrame, Iterable[Entry]]) -> List[Tuple[str, Dict[str, Any]]]:
+    """(build key, descriptive columns) per distinct condensed set, in first-seen order."""
+    items = keys_or_rows.to_dict("records") if isinstance(keys_or_rows, pd.DataFrame) else list(keys_or_rows)
+    out: Dict[str, Dict[str, Any]] = {}
+    for it in items:
+        if isinstance(it, str):
+            key, info = it, {"method": None, "ipc": None, "seed": None, "variant": None}
+        else:
+            r = validate(it if isinstance(it, RunConfig) else _config_of(it))
+            key = build_key(r)
+            variant = it.get("variant") if isinstance(it, dict) else None
+            info = {"method": r.method, "ipc": r.ipc, "seed": r.seed,
+                    "variant": variant if isinstance(variant, str) and variant else r.method}
+        out.setdefault(key, info)
+    return list(out.items())
+
+
+def set_quality_table(store: Store, split: Split, teacher: nn.Module,
+                      keys_or_rows: Union[pd.DataFrame, Iterable[Entry]], *, k: int = 5, seed: int = 0,
+                      max_real: int = MAX_REAL, batch: int = 512) -> pd.DataFrame:
+    """Quality of each stored condensed set against the real train pool.
+
+    Args:
+        store: where the condensed sets were cached (``artifacts/condensed``).
+        split: the data the sets were built from; its train pool (N, C, H, W)
+            is the real reference.
+        teacher: the embedding network (its ``embed`` gives (N, D) features).
+        keys_or_rows: result rows (a frame from ``Study.run`` / ``Store.frame``
+            or dicts with ``config_json``), RunConfigs, or bare build keys
+            (whose method/ipc/seed columns are then empty).  Rows sharing a
+            build key give one table row.
+        k, seed, max_real: passed to :func:`ddlib.analysis.quality.set_quality`.
+        batch: images per embedding forward pass.
+
+    Returns:
+        One row per condensed set: method, family, variant, ipc, seed,
+        build_key, then precision, recall, density, coverage, fd, mmd2,
+        mmd_bandwidth, vendi, vendi_centred, mean_pdist, n_real, n_syn, k.
+    """
+    entries = _entries(keys_or_rows)
+    real = features(teacher, split.train_x, batch)
+    rows = []
+    for key, info in entries:
+        art = store.load_artifact("condensed", key)
+        if art is None:
+            raise DDLibError(f"no stored condensed set {key} ({info['method'] or 'unknown method'}); "
+                             f"run the study first")
+        syn = features(teacher, art["images"], batch)
+        fam = method_family(info["method"]) if info["method"] else None
+        rows.append({**info, "family": fam, "build_key": key,
+                     **set_quality(real, syn, k=k, seed=seed, max_real=max_real)})
+    cols = ["method", "family", "variant", "ipc", "seed", "build_key"]
+    df = pd.DataFrame(rows)
+    if rows:  # bare build keys leave method/ipc/seed empty: keep integer columns integer
+        df = df.astype({"ipc": "Int64", "seed": "Int64"})
+    return df[cols + [c for c in df.columns if c not in cols]] if rows else pd.DataFrame(columns=cols)
+
+
+QUALITY_METRICS = ("precision", "recall", "density", "coverage", "fd", "mmd2", "vendi", "vendi_centred",
+                   "mean_pdist")
+
+
+def with_build_keys(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` (rows with ``config_json``) plus the ``build_key`` of each row's condensed set."""
+    out = results.copy()
+    out["build_key"] = [build_key(validate(_config_of(r))) for r in results.to_dict("records")]
+    return out
+
+
+def quality_vs_accuracy(results: pd.DataFrame, quality: pd.DataFrame, *,
+                        metrics=QUALITY_METRICS, value: str = "accuracy", by=("regime", "budget"),
+                        n_boot: int = 2000, random_state: int = 0) -> pd.DataFrame:
+    """Spearman correlation (95% paired bootstrap CI) of each set metric with ``value``.
+
+    Each result row is joined to the quality row of its condensed set (by build
+    key); within every ``by`` group the n (metric, accuracy) pairs, one per
+    run, are correlated with :func:`ddlib.analysis.stats.spearman_ci`.
+
+    Args:
+        results: result rows with ``config_json`` and ``value`` (``Study.run``'s frame).
+        quality: :func:`set_quality_table`'s frame.
+        metrics: quality columns to correlate.
+        by: result columns that define a group (one regime and budget: runs
+            that differ only in their set).
+
+    Returns:
+        One row per (group, metric): the ``by`` columns, metric, rho, low, high, n.
+    """
+    from ddlib.analysis.stats import spearman_ci
+
+    joined = with_build_keys(results).merge(quality[["build_key", *metrics]], on="build_key", how="inner")
+    if len(joined) < len(results):
+        raise DDLibError(f"{len(results) - len(joined)} result rows have no quality row; "
+                         f"pass their sets to set_quality_table first")
+    rows = []
+    for keys, g in joined.groupby(list(by), sort=True):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        for m in metrics:
+            rho, lo, hi = spearman_ci(g[m].to_numpy(float), g[value].to_numpy(float), n_boot=n_boot,
+                                      random_state=random_state)
+            rows.append({**dict(zip(by, keys)), "metric": m, "rho": rho, "low": lo, "high": hi, "n": len(g)})
+    return pd.DataFrame(rows)
+
+
+def study_quality_table(study, store: Store = None, *, teacher: nn.Module = None, **kw) -> pd.DataFrame:
+    """:func:`set_quality_table` of every condensed set of ``study`` (a :class:`ddlib.run.study.Study`).
+
+    The sets must be stored (run the study first).  The embedding network is
+    ``teacher`` or, by default, the profile's first teacher (trained and cached
+    like every teacher); keyword arguments go to :func:`set_quality_table`.
+    """
+    from ddlib.core.config import PROFILES
+    from ddlib.data import load
+    from ddlib.core.seeding import pick_device
+    from ddlib.engine.teachers import get_teacher
+
+    store = store or Store()
+    prof = PROFILES.get(study.profile)
+    split = load(study.dataset, prof, pick_device())
+    if teacher is None:
+        teacher, _ = get_teacher(split, prof, store)
+    df = set_quality_table(store, split, teacher, study.configs(), **kw)
+    if study.hparams:
+        df["variant"] = [f"{m} ({study.variant()})" for m in df["method"]]
+    return df
+
+
+# the metrics the book shows: raw ``vendi`` is left out (post-ReLU features make it ~1 for any set)
+BOOK_METRICS = ("precision", "recall", "density", "coverage", "fd", "mmd2", "vendi_centred", "mean_pdist")
+LOWER_IS_BETTER = frozenset({"fd", "mmd2"})  # distances to the real pool; every other metric: higher is more
+# what each metric says about a set (for prose): fidelity, representativeness, diversity
+ASPECT = {"precision": "fidelity", "density": "fidelity", "recall": "representativeness",
+          "coverage": "representativeness", "fd": "representativeness", "mmd2": "representativeness",
+          "vendi": "diversity", "vendi_centred": "diversity", "mean_pdist": "diversity"}
+
+
+def quality_summary(quality: pd.DataFrame, *, metrics=BOOK_METRICS, by=("family", "method", "ipc"),
+                    digits: int = 4) -> pd.DataFrame:
+    """Mean of each metric over the seeds of every (family, method, IPC) to ``digits`` significant
+    digits (the metrics' scales differ by orders of magnitude), plus the set count."""
+    g = quality.groupby(list(by), sort=True)
+    out = g[list(metrics)].mean().apply(lambda col: col.map(lambda v: float(f"{v:.{digits}g}")))
+    out["sets"] = g.size()
+    return out
+
+
+def _method_means(quality: pd.DataFrame, metric: str) -> pd.Series:
+    return quality.groupby("method", sort=True)[metric].mean()
+
+
+def family_contrast(quality: pd.DataFrame, *, metrics=BOOK_METRICS, by=("ipc",), n_boot: int = 2000,
+                    random_state: int = 0, confidence: float = 0.95) -> pd.DataFrame:
+    """Distilled minus coreset mean of each metric, with a method-level bootstrap CI.
+
+    Each method's sets are first averaged over seeds (a method is the unit: the
+    question is about families of methods, and seeds of one method are not
+    independent evidence about the family).  The interval resamples, with
+    ``np.random.default_rng(random_state)``, the methods of each family with
+    replacement and takes percentiles of the difference of the family means.
+
+    Returns:
+        One row per (``by`` group, metric): by, metric, coreset, distill (family
+        means), diff (distill - coreset), low, high, n_coreset, n_distill
+        (methods), and ``more`` = "distill" / "coreset" / "" : the family whose
+        sets have *more* of what the metric measures (for fd and mmd2, lower
+        is more representative), when the interval excludes 0.
+    """
+    import numpy as np
+
+    rows = []
+    for keys, g in quality.groupby(list(by), sort=True):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        for m in metrics:
+            c = _method_means(g[g["family"] == "coreset"], m).to_numpy(float)
+            d = _method_means(g[g["family"] == "distill"], m).to_numpy(float)
+            if len(c) == 0 or len(d) == 0:
+                continue
+            rng = np.random.default_rng(random_state)
+            boot = (d[rng.integers(0, len(d), (n_boot, len(d)))].mean(1)
+                    - c[rng.integers(0, len(c), (n_boot, len(c)))].mean(1))
+            a = (1 - confidence) / 2
+            lo, hi = float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a))
+            sign = -1 if m in LOWER_IS_BETTER else 1
+            more = "distill" if sign * lo > 0 and sign * hi > 0 else "coreset" if sign * lo < 0 and sign * hi < 0 \
+                else ""
+            rows.append({**dict(zip(by, keys)), "metric": m, "coreset": float(c.mean()), "distill": float(d.mean()),
+                         "diff": float(d.mean() - c.mean()), "low": lo, "high": hi, "n_coreset": len(c),
+                         "n_distill": len(d), "more": more})
+    return pd.DataFrame(rows)
+
+
+_MORE = {"representativeness": "more representative", "fidelity": "closer to the real images",
+         "diversity": "more diverse"}
+
+
+def contrast_sentence(contrast: pd.DataFrame) -> str:
+    """Markdown answering "are distilled sets more representative / diverse than coresets?".
+
+    One line per IPC naming, per aspect (:data:`ASPECT`), the metrics on which
+    each family is clearly ahead (``more`` of :func:`family_contrast`), then a
+    count over every (IPC, metric) comparison.
+    """
+    if contrast.empty:
+        return "No study has both coresets and distilled sets stored yet."
+    lines = []
+    for ipc, g in contrast.groupby("ipc", sort=True):
+        n = g.iloc[0]
+        head = f"* **IPC {ipc}** ({n['n_distill']} distillers vs {n['n_coreset']} coreset methods): "
+        said = []
+        for fam, name in (("distill", "distilled sets"), ("coreset", "coresets")):
+            for aspect, phrase in _MORE.items():
+                ms = [m for m, w in zip(g["metric"], g["more"]) if w == fam and ASPECT.get(m) == aspect]
+                if ms:
+                    said.append(f"{name} are {phrase} by {', '.join(ms)}")
+        rest = int((g["more"] == "").sum())
+        if said:
+            lines.append(head + "; ".join(said) + f"; the other {rest} of {len(g)} metrics do not separate "
+                         "the families (their 95% intervals cover 0).")
+        else:
+            lines.append(head + f"no metric separates the families: all {len(g)} 95% intervals cover 0.")
+    c = contrast["more"].value_counts()
+    lines.append(f"\nOver all {len(contrast)} (IPC, metric) comparisons the distilled sets are clearly ahead in "
+                 f"{c.get('distill', 0)}, the coresets in {c.get('coreset', 0)}, and neither in {c.get('', 0)}.")
+    return "\n".join(lines)
+
+
+def _group_labels(corr: pd.DataFrame) -> pd.Series:
+    """"hl", "hl, IPC 10", "hl, IPC 10, budget 2": the correlation groups, naming only columns that vary.
+
+    The regime is always named; IPC and budget when they take more than one value.
+    """
+    parts = [corr["regime"].astype(str)]
+    for col, fmt in (("ipc", "IPC {}"), ("budget", "budget {:g}")):
+        if col in corr and corr[col].nunique() > 1:
+            parts.append(corr[col].map(fmt.format))
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + ", " + p
+    return out
+
+
+def correlation_table(corr: pd.DataFrame) -> pd.DataFrame:
+    """:func:`quality_vs_accuracy` as a wide table: cells "+0.45 [+0.10, +0.70]", one row per metric,
+    one column per group (regime, and IPC / budget when they vary)."""
+    c = corr.copy()
+    c["group"] = _group_labels(c)
+    c["cell"] = [("n/a" if pd.isna(r) else f"{r:+.2f} [{lo:+.2f}, {hi:+.2f}]")
+                 for r, lo, hi in zip(c["rho"], c["low"], c["high"])]
+    wide = c.pivot_table(index="metric", columns="group", values="cell", aggfunc="first")
+    wide = wide.reindex(index=list(dict.fromkeys(c["metric"])), columns=list(dict.fromkeys(c["group"])))
+    wide.columns.name = None
+    return wide
+
+
+def correlation_sentence(corr: pd.DataFrame) -> str:
+    """Markdown: per group, the metrics whose Spearman 95% interval excludes 0, strongest first."""
+    c = corr.copy()
+    c["group"] = _group_labels(c)
+    lines = []
+    for group, g in c.groupby("group", sort=False):
+        sig = g[(g["low"] > 0) | (g["high"] < 0)]  # NaN intervals compare False: left out
+        sig = sig.loc[sig["rho"].abs().sort_values(ascending=False, kind="stable").index]
+        n = int(g["n"].iloc[0])
+        if sig.empty:
+            lines.append(f"* **{group}** ({n} runs): no metric's interval excludes 0.")
+        else:
+            lines.append(f"* **{group}** ({n} runs): " + ", ".join(
+                f"{m} (rho {r:+.2f})" for m, r in zip(sig["metric"], sig["rho"]))
+                + f"; {len(g) - len(sig)} of {len(g)} metrics have intervals covering 0.")
+    return "\n".join(lines)
+
+
+def quality_chart(results: pd.DataFrame, quality: pd.DataFrame, *, metric: str = "coverage",
+                  width: int = 200, height: int = 170):
+    """Accuracy (mean over seeds) against ``metric`` (mean over seeds), per (method, IPC).
+
+    One panel per (IPC, regime), each with its own axes (a set of 10x the
+    images covers more of the pool whatever its method); colour: method, shape:
+    family.  Call :func:`ddlib.analysis.plots.setup` first (SVG).
+    """
+    import altair as alt
+
+    j = with_build_keys(results).merge(quality[["build_key", metric]], on="build_key", how="inner")
+    s = j.groupby(["regime", "family", "method", "ipc"], sort=True).agg(
+        **{metric: (metric, "mean"), "accuracy": ("accuracy", "mean"), "runs": ("accuracy", "size")}).reset_index()
+    s["accuracy"] *= 100
+    s["regime"] = s["regime"].str.upper()
+    return alt.Chart(s).mark_point(size=80, filled=True, opacity=1).encode(
+        x=alt.X(f"{metric}:Q", title=metric, scale=alt.Scale(zero=False)),
+        y=alt.Y("accuracy:Q", title="test accuracy (%)", scale=alt.Scale(zero=False)),
+        color=alt.Color("method:N", title="method"), shape=alt.Shape("family:N", title="family"),
+        tooltip=["regime", "method", "ipc", alt.Tooltip(f"{metric}:Q", format=".3f"),
+                 alt.Tooltip("accuracy:Q", format=".1f"), "runs"],
+    ).properties(width=width, height=height).facet(
+        row=alt.Row("ipc:O", title="IPC"), column=alt.Column("regime:N", title="label regime")
+    ).resolve_scale(x="independent", y="independent")
+
+
+def correlation_heatmap(corr: pd.DataFrame, *, width: int = 60, height: int = 18):
+    """Spearman rho of each metric (rows) with accuracy per group (columns, as
+    :func:`correlation_table`), diverging colour in [-1, 1].
+
+    Cells whose 95% interval covers 0 are printed in grey, the others in black.
+    """
+    import altair as alt
+
+    c = corr.copy()
+    c["group"] = _group_labels(c)
+    c["clear"] = (c["low"] > 0) | (c["high"] < 0)
+    order = list(dict.fromkeys(c["metric"]))
+    base = alt.Chart(c).encode(x=alt.X("group:N", sort=list(dict.fromkeys(c["group"])), title="runs correlated",
+                                       axis=alt.Axis(labelAngle=-40)),
+                               y=alt.Y("metric:N", sort=order, title="quality metric"))
+    rect = base.mark_rect().encode(
+        color=alt.Color("rho:Q", scale=alt.Scale(scheme="redblue", domain=[-1, 1], reverse=True),
+                        title="Spearman rho"),
+        tooltip=["group", "metric", alt.Tooltip("rho:Q", format="+.2f"), alt.Tooltip("low:Q", format="+.2f"),
+                 alt.Tooltip("high:Q", format="+.2f"), "n"])
+    text = base.transform_filter("isValid(datum.rho)").mark_text(fontSize=10).encode(
+        text=alt.Text("rho:Q", format="+.2f"),
+        color=alt.condition("datum.clear", alt.value("black"), alt.value("#888888")))
+    return (rect + text).properties(width=width * c["group"].nunique(), height=height * len(order))

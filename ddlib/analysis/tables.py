@@ -1,0 +1,138 @@
+"""Tables and verdicts over stored rows: means, intervals, gains over a baseline, wins, costs.
+
+Every function takes the store's rows as a frame (:meth:`ddlib.core.store.Store.frame`)
+and trains nothing.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+
+from ddlib.analysis.pareto import label_bytes_by_regime
+from ddlib.analysis.stats import bootstrap_ci, mean_std, paired_bootstrap_ci
+
+
+def summarize(df: pd.DataFrame, by: Sequence[str] = ("regime", "method", "ipc", "budget"),
+              value: str = "accuracy", scale: float = 100.0) -> pd.DataFrame:
+    """Mean, std, 95% bootstrap CI and seed count of ``value`` per group (x ``scale``)."""
+    rows = []
+    for keys, g in df.groupby(list(by), sort=True):
+        vals = g[value].to_numpy() * scale
+        m, s = mean_std(vals)
+        lo, hi = bootstrap_ci(vals)
+        rows.append({**dict(zip(by, keys)), "mean": m, "std": s, "ci_low": lo, "ci_high": hi,
+                     "seeds": len(vals)})
+    return pd.DataFrame(rows)
+
+
+def pivot_table(df: pd.DataFrame, index=("regime", "method", "ipc"), columns="budget",
+                value: str = "accuracy") -> pd.DataFrame:
+    """Wide "mean ± std" table (percent), one column per ``columns`` value."""
+    s = summarize(df, by=tuple(index) + (columns,), value=value)
+    s["cell"] = [f"{m:.1f} ± {sd:.1f}" for m, sd in zip(s["mean"], s["std"])]
+    wide = s.pivot_table(index=list(index), columns=columns, values="cell", aggfunc="first")
+    wide.columns = [f"{columns} {c:g}" if isinstance(c, float) else f"{columns} {c}" for c in wide.columns]
+    return wide
+
+
+def gains(df: pd.DataFrame, baseline: str = "random", value: str = "accuracy") -> pd.DataFrame:
+    """Gain over ``baseline`` (percentage points) per regime, method, IPC and budget.
+
+    Runs are paired by seed (same regime, IPC, budget); the interval is a paired
+    bootstrap 95% CI of the mean difference.  Columns: regime, method, ipc,
+    budget, gain, ci_low, ci_high, pairs.
+    """
+    keys = ["regime", "ipc", "budget", "seed"]
+    base = df[df["method"] == baseline].set_index(keys)[value]
+    rows = []
+    for (regime, method, ipc, budget), g in df[df["method"] != baseline].groupby(
+            ["regime", "method", "ipc", "budget"]):
+        g = g.set_index(keys)[value]
+        common = g.index.intersection(base.index)
+        if len(common) == 0:
+            continue
+        a, b = g.loc[common].to_numpy() * 100, base.loc[common].to_numpy() * 100
+        lo, hi = paired_bootstrap_ci(a, b)
+        rows.append({"regime": regime, "method": method, "ipc": ipc, "budget": budget,
+                     "gain": float((a - b).mean()), "ci_low": lo, "ci_high": hi, "pairs": len(common)})
+    return pd.DataFrame(rows, columns=["regime", "method", "ipc", "budget", "gain", "ci_low",
+                                       "ci_high", "pairs"])
+
+
+def gain_table(df: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
+    """Wide table of :func:`gains`: cells "+1.2 [0.4, 2.0]", one column per budget."""
+    g = gains(df, baseline)
+    g["cell"] = [f"{m:+.1f} [{lo:+.1f}, {hi:+.1f}]" for m, lo, hi in zip(g["gain"], g["ci_low"], g["ci_high"])]
+    wide = g.pivot_table(index=["regime", "method", "ipc"], columns="budget", values="cell", aggfunc="first")
+    wide.columns = [f"budget {c:g}" for c in wide.columns]
+    return wide
+
+
+def cost_table(df: pd.DataFrame, by: Sequence[str] = ("method", "ipc")) -> pd.DataFrame:
+    """Construction cost per method and IPC (means over seeds).
+
+    Columns: build seconds, peak memory (MiB), samples forwarded and
+    back-propagated through any network (teachers and scorers included: their
+    cost is charged to every set that uses them), and label bytes.
+
+    When ``by`` leaves out ``regime`` but the rows span several regimes, the
+    build columns are the set's own construction, shared by every regime: the
+    least over regimes of the per-regime means (a regime's relabel only adds
+    to it, and ``hl`` has none); label bytes then get one column per regime
+    (``label bytes (sl)``, ...) instead of a mean that no regime ships.
+    """
+    cols = {"build_seconds": "build s", "build_peak_mem_mb": "peak MiB", "build_fwd": "forward samples",
+            "build_bwd": "backward samples", "label_bytes": "label bytes"}
+    by = list(by)
+    per_regime = "regime" not in by and "regime" in df.columns and df["regime"].nunique() > 1
+    if per_regime:
+        build = [c for c in cols if c != "label_bytes"]
+        m = df.groupby(by + ["regime"])[build].mean()
+        out = m.groupby(level=list(range(len(by)))).min().rename(columns=cols)
+        out = out.join(label_bytes_by_regime(df, by))
+    else:
+        out = df.groupby(by)[list(cols)].mean().rename(columns=cols)
+        out["label bytes"] = out["label bytes"].round()
+    ints = {c: "int64" for c in out.columns if c in ("forward samples", "backward samples")
+            or c.startswith("label bytes")}
+    return out.round({"build s": 2, "peak MiB": 1}).astype(ints)
+
+
+def wins(df: pd.DataFrame, method: str, rivals: Sequence[str]) -> pd.DataFrame:
+    """Does ``method`` beat every rival?  One row per (regime, IPC, budget).
+
+    A win needs the paired bootstrap 95% CI of the gain over each rival to lie
+    above zero; a loss, below zero for some rival; otherwise it is a tie.
+    Columns: regime, ipc, budget, gain over each rival (points), verdict.
+    """
+    parts = []
+    for rival in rivals:
+        g = gains(df[df["method"].isin([method, rival])], baseline=rival)
+        g = g[g["method"] == method].set_index(["regime", "ipc", "budget"])
+        parts.append(g[["gain", "ci_low", "ci_high"]].add_suffix(f" vs {rival}"))
+    if not parts:
+        return pd.DataFrame()
+    t = pd.concat(parts, axis=1).dropna()
+    lows = t[[f"ci_low vs {r}" for r in rivals]]
+    highs = t[[f"ci_high vs {r}" for r in rivals]]
+    t["verdict"] = ["win" if (lo > 0).all() else "loss" if (hi < 0).any() else "tie"
+                    for (_, lo), (_, hi) in zip(lows.iterrows(), highs.iterrows())]
+    return t.round(2).reset_index()
+
+
+def verdict_sentence(w: pd.DataFrame, method: str, rivals: Sequence[str]) -> str:
+    """One sentence counting the wins/ties/losses of :func:`wins` (no typed numbers)."""
+    if w.empty:
+        return f"No paired runs of {method} and {', '.join(rivals)} are stored yet."
+    c = w["verdict"].value_counts()
+    return (f"Over {len(w)} (regime, IPC, budget) settings, {method} beats all of "
+            f"{', '.join(rivals)} with 95% confidence in {c.get('win', 0)}, loses to at least one "
+            f"in {c.get('loss', 0)}, and is tied in {c.get('tie', 0)}.")
+
+
+def is_distiller(method: str) -> bool:
+    """Whether ``method`` is a registered distiller (else a coreset method)."""
+    from ddlib.methods.build import method_family
+
+    return method_family(method) == "distill"

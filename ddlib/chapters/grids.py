@@ -1,0 +1,121 @@
+"""The book's grids: one named grid per chapter and profile.
+
+A chapter notebook's parameters default to empty lists; ``Study.from_params(chapter=...)``
+fills them from the chapter's grid for the profile (then from the profile
+itself), so every page that needs the same runs — the cost, quality and
+claims chapters read the comparison chapter's runs — asks for exactly the same
+configs and finds them in the store instead of recomputing them.
+
+The `default` grids are sized for the whole book to build on a 2-core CPU; the
+`paper` grids are the seed papers' scale.  A grid field left out falls back to
+the profile's own default (:class:`ddlib.core.config.Profile`).
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+from ddlib.core.registry import DDLibError, Registry
+
+CHAPTERS = Registry("chapter")
+
+_CORESETS = ("random", "herding", "kcenter", "el2n_easy", "el2n_hard", "forgetting", "ccs", "cad_prune")
+_MATCHING = ("dc", "dsa", "dm", "mtt")
+_TEACHER = ("sre2l", "rded", "cim", "ca2d")
+
+# Budgets are shared across chapters (smoke 1 / 4, default 0.5 / 1.5 / 6 full-pool
+# epochs) so that a run two chapters need is computed once.
+_S2, _D3 = dict(seeds=(0, 1)), dict(seeds=(0, 1, 2))
+
+# chapter 2 (Hard truths): coresets of different quality and size against the budget
+CHAPTERS.add("label_regimes", {
+    "smoke": dict(methods=("random", "el2n_easy", "cad_prune"), regimes=("hl", "sl", "slkd"),
+                  ipcs=(1, 10), budgets=(1.0, 4.0), **_S2),
+    "default": dict(methods=("random", "el2n_easy", "cad_prune"), regimes=("hl", "sl", "slkd"),
+                    ipcs=(1, 10, 50), budgets=(0.5, 1.5, 6.0), **_D3),
+    "paper": dict(methods=("random", "el2n_easy", "el2n_hard", "ccs", "cad_prune"), regimes=("hl", "sl", "slkd")),
+})
+# chapter 2: compute-aware against fixed difficulty, hard labels
+CHAPTERS.add("cad_vs_el2n", {
+    "smoke": dict(methods=("cad_prune", "el2n_easy", "el2n_hard"), regimes=("hl",), ipcs=(1, 10),
+                  budgets=(1.0, 4.0), **_S2),
+    "default": dict(methods=("cad_prune", "el2n_easy", "el2n_hard"), regimes=("hl",), ipcs=(1, 10, 50),
+                    budgets=(0.5, 1.5, 6.0), **_D3),
+    "paper": dict(methods=("cad_prune", "el2n_easy", "el2n_hard"), regimes=("hl",)),
+})
+# chapter 2: the convergence view, distilled sets and coresets along the budget
+CHAPTERS.add("convergence", {
+    "smoke": dict(methods=("random", "herding", "dm"), regimes=("hl",), ipcs=(10,), budgets=(1.0, 4.0), **_S2),
+    "default": dict(methods=("random", "herding", "dm", "dc"), regimes=("hl",), ipcs=(10,),
+                    budgets=(0.5, 1.5, 6.0), **_D3),
+    "paper": dict(methods=("random", "herding", "dm", "dc", "mtt"), regimes=("hl",), ipcs=(10,)),
+})
+# chapter 3 (Rethinking DD): distillers against coresets under the three protocols
+# (plain ERM = hl, single teacher = slkd, multi-teacher = mt) at one budget
+CHAPTERS.add("distilled_vs_coresets", {
+    "smoke": dict(methods=("random", "herding", "el2n_easy", "dm", "dc", "rded"), regimes=("hl", "slkd", "mt"),
+                  ipcs=(1, 10), budgets=(1.0,), **_S2),
+    "default": dict(methods=("random", "herding", "kcenter", "el2n_easy", "dm", "dc", "dsa", "mtt", "rded"),
+                    regimes=("hl", "slkd", "mt"), ipcs=(1, 10), budgets=(1.5,), **_D3),
+    "paper": dict(methods=_CORESETS + _MATCHING + _TEACHER, regimes=("hl", "slkd", "mt"),
+                  ipcs=(1, 10, 50), budgets=(10.0,)),
+})
+
+# chapter 7 (CIM and CA2D): the teacher-based distillers against coresets under every label
+# regime, at chapter 3's budget (its hl / slkd runs of random, herding, el2n_easy, rded are shared)
+CHAPTERS.add("teacher_based", {
+    "smoke": dict(methods=("random", "el2n_easy", "sre2l", "rded", "cim", "ca2d"),
+                  regimes=("hl", "sl", "slkd", "slkd_stored"), ipcs=(10,), budgets=(1.0,), **_S2),
+    "default": dict(methods=("random", "herding", "el2n_easy", "sre2l", "rded", "cim", "ca2d"),
+                    regimes=("hl", "sl", "slkd", "slkd_stored"), ipcs=(1, 10, 50), budgets=(1.5,), **_D3),
+    "paper": dict(methods=("random", "herding", "el2n_easy", "cad_prune") + _TEACHER,
+                  regimes=("hl", "sl", "slkd", "slkd_stored"), ipcs=(1, 10, 50), budgets=(10.0,)),
+})
+
+# chapter 8 (DCS): extra random subsets scored beside chapter 3's HL sets (same IPCs and
+# budget), and the distillers' objectives evaluated on every set ("name" or "name:arch";
+# ddlib.analysis.dcs): MTT's trajectory loss with the distiller's network and a wider one
+_DVC = CHAPTERS.get("distilled_vs_coresets")
+CHAPTERS.add("dcs", {
+    prof: dict(methods=("random",), regimes=("hl",), ipcs=_DVC[prof]["ipcs"], budgets=_DVC[prof]["budgets"][:1],
+               seeds=seeds, objectives=objectives)
+    for prof, seeds, objectives in (
+        ("smoke", (2, 3, 4, 5), ("dm", "dc", "mtt", "mtt:convnet_d3w64_bn", "sre2l")),
+        ("default", (3, 4, 5, 6, 7, 8), ("dm", "dc", "mtt", "mtt:convnet_d3w64", "sre2l")),
+        ("paper", (5, 6, 7, 8, 9), ("dm", "dc", "mtt", "mtt:convnet_d3w32", "sre2l")))
+})
+# chapter 6 (DD 2018), as notebooks/06_dd2018.ipynb runs it on every profile: MNIST-5k, IPC 1,
+# hard labels; the replayed ("unrolled") sets use the first budget (ddlib.analysis.claims.dd2018_studies)
+CHAPTERS.add("dd2018", {prof: dict(dataset="mnist5k", methods=("dd",), ipcs=(1,), regimes=("hl",),
+                                   budgets=(1.0, 3.0)) for prof in ("smoke", "default", "paper")})
+
+
+def chapter_grid(chapter: str, profile: str) -> Dict[str, tuple]:
+    """The grid fields (methods, ipcs, regimes, budgets, seeds; any subset) of ``chapter`` on ``profile``."""
+    grids = CHAPTERS.get(chapter)
+    if profile not in grids:
+        raise DDLibError(f"chapter {chapter!r} has no grid for profile {profile!r}; "
+                         f"it has: {', '.join(sorted(grids))}")
+    return dict(grids[profile])
+
+
+def chapters_table() -> "pd.DataFrame":
+    """Runs each chapter's grid asks for, per profile (the product of its lists).
+
+    Fields a chapter leaves out fall back to the profile's defaults, as in
+    :meth:`ddlib.run.study.Study.from_params`.
+    """
+    import pandas as pd
+
+    from ddlib.core.config import PROFILES
+
+    rows = []
+    for ch in CHAPTERS.names():
+        row = {"chapter": ch}
+        for prof, g in CHAPTERS.get(ch).items():
+            p = PROFILES.get(prof)
+            n = 1
+            for f in ("methods", "ipcs", "regimes", "budgets", "seeds"):
+                n *= len(g.get(f) or getattr(p, f))
+            row[prof] = n
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("chapter").fillna(0).astype(int)

@@ -1,0 +1,202 @@
+"""How the engine executes a training step: cache-sized micro-batches and a compiled forward.
+
+Neither changes what is computed.  A step's gradient is that of the batch-mean
+loss ``L = (1/B) sum_b l_b``; split into slices ``S_j`` it is
+``sum_j (|S_j|/B) grad mean_{b in S_j} l_b``, the same sum in another order
+(float rounding only).  That holds only for networks whose training-mode output
+for a sample does not depend on the other samples of the batch: instance / no
+norm (ConvNet's ``GroupNorm(width, width)``), never batch norm, whose
+statistics would change; :func:`per_sample` decides.
+
+Why slices pay on a CPU: at batch 256 a ConvNet's first-block activations
+(256 x W x 28 x 28 fp32: 26 MB at W=32, 103 MB at W=128) do not fit in the
+caches, and the norm / ReLU / pooling passes that stream them forward and
+backward are bound by memory bandwidth; a slice whose largest activation stays
+near :data:`MICRO_BYTES` is streamed from cache (``benchmarks/train_throughput.py``).
+On a GPU the whole batch runs at once.
+
+``torch.compile`` (inductor) fuses those passes further but costs seconds of
+compilation per architecture and input shape, once per process; ``auto`` uses
+it only for fits large enough to repay that (:data:`COMPILE_MIN_TFLOP`), and
+falls back to eager for the rest of the process if compilation fails.  Only
+full slices of the planned size run compiled, so one static shape is compiled;
+a remainder slice runs eager.
+
+``$DDLIB_ENGINE`` (or ``fit(engine=...)``) picks the mode:
+
+* ``plain`` -- the whole batch eager (the engine before 0.4).
+* ``eager`` -- micro-batched where allowed, no compilation.
+* ``compiled`` -- micro-batched where allowed, forward compiled.
+* ``auto`` (default) -- ``eager``, or ``compiled`` for sliced fits of at
+  least :data:`COMPILE_MIN_TFLOP` training TFLOP.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from dataclasses import dataclass
+from typing import Dict, Tuple
+
+import torch
+import torch.nn as nn
+
+from ddlib.engine.regimes import slice_loss
+from ddlib.core.registry import DDLibError
+
+log = logging.getLogger("ddlib")
+
+MODES = ("auto", "plain", "eager", "compiled")
+MICRO_BYTES = 8 * 2 ** 20  # bytes of a slice's largest activation (fp32), the CPU slice size target
+MIN_MICRO = 32  # smallest slice (samples): below it per-op overhead outweighs locality
+COMPILE_MIN_TFLOP = 3.0  # training FLOPs (3 x forward x samples) from which `auto` compiles on CPU
+
+_PROFILE: Dict[tuple, Tuple[float, int]] = {}
+_COMPILE_FAILED = False
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """How each step runs.
+
+    Attributes:
+        micro_batch: samples per slice; 0 = the whole batch at once.
+        compiled: whether full slices run through ``torch.compile(model)``.
+    """
+
+    micro_batch: int = 0
+    compiled: bool = False
+
+    def describe(self) -> str:
+        """Short label stored with each run, e.g. ``"compiled/mb32"`` or ``"plain"``."""
+        mode = "compiled" if self.compiled else "eager"
+        return f"{mode}/mb{self.micro_batch}" if self.micro_batch else ("compiled" if self.compiled else "plain")
+
+
+def per_sample(model: nn.Module) -> bool:
+    """Whether the training-mode output of each sample is independent of the rest of the batch."""
+    return not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def profile(model: nn.Module, sample_shape: Tuple[int, ...]) -> Tuple[float, int]:
+    """(forward FLOPs per image, bytes of the largest per-image activation) of ``model``.
+
+    FLOPs count ``2 * Cin/groups * Cout * kh * kw * Hout * Wout`` per ``Conv2d``
+    and ``2 * in * out`` per ``Linear`` (bias, norm, activations ignored).
+    Measured once per (class, parameter shapes, input shape) with a one-image
+    forward under ``no_grad`` through a hook-free copy in eval mode, so the
+    model itself, its statistics and any pass counters attached to it
+    (:class:`ddlib.core.cost.Meter`) are untouched.
+    """
+    key = (type(model), tuple((n, tuple(p.shape)) for n, p in model.named_parameters()), tuple(sample_shape))
+    if key in _PROFILE:
+        return _PROFILE[key]
+    flops, largest = [0.0], [0]
+
+    def hook(mod, inp, out):
+        if isinstance(out, torch.Tensor):
+            largest[0] = max(largest[0], out[0].numel() * 4)
+            if isinstance(mod, nn.Conv2d):
+                k = mod.kernel_size[0] * mod.kernel_size[1]
+                flops[0] += 2 * mod.in_channels // mod.groups * mod.out_channels * k * out[0, 0].numel()
+            elif isinstance(mod, nn.Linear):
+                flops[0] += 2 * mod.in_features * mod.out_features
+
+    probe = copy.deepcopy(model).eval()
+    for m in probe.modules():
+        m._forward_hooks.clear()
+        m._forward_pre_hooks.clear()
+    for m in probe.modules():
+        if not list(m.children()):
+            m.register_forward_hook(hook)
+    p = next(probe.parameters())
+    with torch.no_grad():
+        probe(torch.zeros((1, *sample_shape), device=p.device, dtype=p.dtype))
+    _PROFILE[key] = (flops[0], largest[0])
+    return _PROFILE[key]
+
+
+def engine_mode(mode: str | None = None) -> str:
+    """``mode``, else ``$DDLIB_ENGINE``, else ``auto``; an unknown name raises :class:`DDLibError`."""
+    mode = mode or os.environ.get("DDLIB_ENGINE") or "auto"
+    if mode not in MODES:
+        raise DDLibError(f"unknown engine mode {mode!r}; valid: {', '.join(MODES)}")
+    return mode
+
+
+def plan_step(model: nn.Module, sample_shape: Tuple[int, ...], batch_size: int, samples: int,
+              device: torch.device, mode: str | None = None) -> StepPlan:
+    """The :class:`StepPlan` of a fit of ``samples`` samples in batches of ``batch_size``.
+
+    Slices only on CPU and for :func:`per_sample` networks: the largest power of
+    two (>= :data:`MIN_MICRO`) whose largest activation fits :data:`MICRO_BYTES`,
+    if smaller than the batch.  Compiles in mode ``compiled``, or in ``auto``
+    where that was measured to pay: sliced (per-sample, CPU) fits whose
+    ``3 * forward FLOPs * samples`` reaches :data:`COMPILE_MIN_TFLOP`.
+    """
+    mode = engine_mode(mode)
+    if mode == "plain":
+        return StepPlan()
+    fwd, act = profile(model, sample_shape)
+    micro = 0
+    if device.type == "cpu" and per_sample(model):
+        mb = MIN_MICRO
+        while mb * 2 * act <= MICRO_BYTES:
+            mb *= 2
+        micro = mb if mb < batch_size else 0
+    compiled = mode == "compiled" or (mode == "auto" and micro > 0
+                                      and 3 * fwd * samples >= COMPILE_MIN_TFLOP * 1e12)
+    return StepPlan(micro, compiled and not _COMPILE_FAILED)
+
+
+class Stepper:
+    """Forward + backward of one batch under a :class:`StepPlan`.
+
+    Args:
+        model: the student (trained in place; the compiled forward shares its parameters).
+        plan: the step plan.
+        batch_size: the protocol's batch; without slices only batches of this
+            size run compiled (one static shape), the remainder eager.
+    """
+
+    def __init__(self, model: nn.Module, plan: StepPlan, batch_size: int):
+        self.model, self.plan = model, plan
+        self.compiled_n = plan.micro_batch or batch_size
+        self.fast = torch.compile(model) if plan.compiled else model
+
+    def describe(self) -> str:
+        """The plan's label, as run (after a failed compilation: eager)."""
+        return self.plan.describe()
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        global _COMPILE_FAILED
+        if self.fast is self.model or len(x) != self.compiled_n:
+            return self.model(x)
+        try:
+            return self.fast(x)
+        except Exception as e:  # noqa: BLE001 - any compiler failure: train eager instead
+            _COMPILE_FAILED = True
+            log.warning("torch.compile failed (%s: %s); training eager from now on",
+                        type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+            self.fast, self.plan = self.model, StepPlan(self.plan.micro_batch, False)
+            return self.model(x)
+
+    def backward(self, regime, views: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Accumulate the gradient of the batch-mean ``regime.loss`` on (views (B, C, H, W), idx (B,)).
+
+        Returns:
+            the batch-mean loss (detached scalar).
+        """
+        n, mb = len(idx), self.plan.micro_batch
+        if not mb or n <= mb:
+            loss = regime.loss(self._forward(views), views, idx)
+            loss.backward()
+            return loss.detach()
+        stored = getattr(regime, "_batch", None)
+        total = torch.zeros((), device=views.device)
+        for s in range(0, n, mb):
+            sl = slice(s, min(s + mb, n))
+            loss = slice_loss(regime, self._forward, views, idx, sl, stored) * ((sl.stop - sl.start) / n)
+            loss.backward()
+            total += loss.detach()
+        return total

@@ -1,0 +1,291 @@
+"""Label regimes: how labels reach the student (*Hard truths about soft labels*).
+
+* ``hl``   cross-entropy on hard labels.
+* ``sl``   a teacher's soft label computed once per stored image (on the
+           un-augmented image), kept in fp16 and fixed for every view of it.
+* ``slkd`` the teacher labels every augmented view online (knowledge distillation).
+* ``mt``   as ``slkd`` with an ensemble of teachers, probabilities averaged.
+* ``slkd_stored`` the teacher's logits on every view of every epoch, computed
+           once, stored in fp16 with the view parameters and replayed (FKD).
+
+Soft-label losses are Hinton et al.'s KD loss,
+``T^2 * KL(softmax(t/T) || softmax(s/T))`` with batch-mean reduction.
+"""
+from __future__ import annotations
+
+import abc
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ddlib import __version__
+from ddlib.engine import augment as aug
+from ddlib.core.config import config_hash
+from ddlib.core.cost import Cost
+from ddlib.core.registry import Registry
+from ddlib.core.seeding import generator
+
+REGIMES = Registry("label regime")
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, T: float) -> torch.Tensor:
+    """T^2 * KL(p_teacher || softmax(student/T)), mean over the batch."""
+    logp = F.log_softmax(student_logits / T, dim=1)
+    return F.kl_div(logp, teacher_probs, reduction="batchmean") * T * T
+
+
+@torch.no_grad()
+def teacher_probs(teachers: Sequence[nn.Module], x: torch.Tensor, T: float,
+                  batch: int = 1024) -> torch.Tensor:
+    """Mean over ``teachers`` of softmax(logits / T) for inputs x (N, C, H, W) -> (N, K)."""
+    out = []
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch]
+        out.append(torch.stack([F.softmax(t(xb).float() / T, dim=1) for t in teachers]).mean(0))
+    return torch.cat(out)
+
+
+@dataclass(frozen=True)
+class FitPlan:
+    """What one training run will do, known before its first step.
+
+    Attributes:
+        samples: samples the student will see (``round(budget * pool)``).
+        strategy: DSA augmentation strategy of the run ("" = none).
+        batch_size: samples per step.
+        cache: ``(store, set_key)`` for artifacts derived from the set, or None.
+    """
+
+    samples: int = 0
+    strategy: str = ""
+    batch_size: int = 256
+    cache: Any = None
+
+
+class Regime(abc.ABC):
+    """Base: ``prepare`` once per training run, ``views`` and ``loss`` once per step."""
+
+    name = ""
+    online = False
+
+    def n_teachers(self, profile) -> int:
+        return 0
+
+    def label_bytes(self, n: int, k: int, samples: int = 0) -> int:
+        """Bytes of labels stored with ``n`` images of ``k`` classes (uint8 class ids).
+
+        ``samples`` is the training run's sample count (for per-view labels).
+        """
+        return n
+
+    def label_cost(self, n: int, samples: int = 0) -> Cost:
+        """What labelling ``n`` stored images spent before training (teacher passes, seconds).
+
+        Charged to the row's construction cost (the *relabel* of SRe2L / RDED).
+        Online teachers (``slkd``, ``mt``) label during training: nothing here.
+        A pure function of the sizes except for ``slkd_stored``, whose recorded
+        relabel cost is known once prepared (batched runs replay without
+        ``prepare``).
+        """
+        return Cost()
+
+    def prepare(self, images: torch.Tensor, labels: torch.Tensor,
+                teachers: List[nn.Module], T: float, plan: Optional[FitPlan] = None) -> None:
+        self.labels, self.teachers, self.T = labels, teachers, T
+        self.plan = plan or FitPlan()
+
+    def views(self, images: torch.Tensor, idx: torch.Tensor, epoch: torch.Tensor, strategy: str,
+              gen: torch.Generator) -> torch.Tensor:
+        """The training views of stored images ``idx`` (B,) drawn in epochs ``epoch`` (B,).
+
+        Default: one DSA op per batch with fresh per-sample parameters from ``gen``.
+        """
+        x = images[idx]
+        return aug.augment(x, strategy, gen) if strategy else x
+
+    @abc.abstractmethod
+    def loss(self, logits: torch.Tensor, views: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Training loss of a batch: student logits (B, K) on ``views`` of stored images ``idx``."""
+
+
+@REGIMES.register("hl")
+class HardLabels(Regime):
+    name = "hl"
+
+    def loss(self, logits, views, idx):
+        y = self.labels[idx]
+        if y.dim() == 2:  # a distiller's soft labels: HL uses their arg-max
+            y = y.argmax(1)
+        return F.cross_entropy(logits, y)
+
+
+@REGIMES.register("sl")
+class StoredSoftLabels(Regime):
+    name = "sl"
+
+    def n_teachers(self, profile) -> int:
+        return 1
+
+    def label_bytes(self, n: int, k: int, samples: int = 0) -> int:
+        return n * k * 2  # one fp16 probability vector per stored image
+
+    def label_cost(self, n: int, samples: int = 0) -> Cost:
+        return Cost(fwd=n)  # one teacher pass per stored image
+
+    def prepare(self, images, labels, teachers, T, plan=None):
+        super().prepare(images, labels, teachers, T, plan)
+        # what is stored is fp16 (label_bytes): train on exactly that
+        self.soft: Optional[torch.Tensor] = teacher_probs(teachers, images, T).half().float()
+
+    def loss(self, logits, views, idx):
+        return kd_loss(logits, self.soft[idx], self.T)
+
+
+@REGIMES.register("slkd")
+class OnlineKD(Regime):
+    name = "slkd"
+    online = True
+
+    def label_bytes(self, n: int, k: int, samples: int = 0) -> int:
+        return 0  # nothing stored: the teacher itself must ship with the set
+
+    def n_teachers(self, profile) -> int:
+        return 1
+
+    def loss(self, logits, views, idx):
+        return kd_loss(logits, teacher_probs(self.teachers, views, self.T), self.T)
+
+
+@REGIMES.register("mt")
+class MultiTeacherKD(OnlineKD):
+    name = "mt"
+
+    def n_teachers(self, profile) -> int:
+        return profile.n_teachers
+
+
+def tensor_hash(*named) -> str:
+    """16-hex SHA-256 of tensors (or (name, tensor) pairs): dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    for item in named:
+        k, v = item if isinstance(item, tuple) else ("", item)
+        t = v.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{k}:{t.dtype}:{tuple(v.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def module_hash(model: nn.Module) -> str:
+    """Hash of a module's state: a teacher's identity."""
+    return tensor_hash(*sorted(model.state_dict().items()))
+
+
+@REGIMES.register("slkd_stored")
+class StoredViewKD(Regime):
+    """FKD-style stored soft labels (Shen & Xing, *A Fast Knowledge Distillation
+    Framework for Visual Recognition*, ECCV 2022; the relabel of SRe2L / RDED).
+
+    A relabel pass runs the teacher ONCE on every view the student will see:
+    ``E = ceil(samples / n)`` epochs x ``n`` stored images, view ``(e, i)`` being
+    one DSA op of the run's strategy with its own parameters, drawn per
+    (epoch, image) from a generator seeded by the set key (not the student
+    seed).  The logits (E, n, K) are kept in fp16 with the view parameters and
+    replayed: the engine's sample ``i`` of epoch ``e`` is trained on exactly view
+    ``(e, i)`` against ``softmax(logits[e, i] / T)`` with the KD loss.  Cached
+    as artifact ``relabel`` keyed by set, teacher state, strategy, E, T.
+    """
+
+    name = "slkd_stored"
+
+    def n_teachers(self, profile) -> int:
+        return 1
+
+    @staticmethod
+    def epochs(n: int, samples: int) -> int:
+        return max(1, -(-int(samples) // max(int(n), 1)))
+
+    def label_bytes(self, n: int, k: int, samples: int = 0) -> int:
+        e = self.epochs(n, samples)
+        per_view = 1 + 4 * aug.PARAM_SLOTS  # uint8 op id + float32 parameter slots
+        if getattr(self, "plan", None) is not None and not self.plan.strategy:
+            per_view = 0  # no augmentation: nothing but the logits is stored
+        return e * n * (k * 2 + per_view)
+
+    def label_cost(self, n: int, samples: int = 0) -> Cost:
+        cost = getattr(self, "relabel_cost", None)
+        return cost if cost is not None else Cost(fwd=self.epochs(n, samples) * n)
+
+    def prepare(self, images, labels, teachers, T, plan=None):
+        super().prepare(images, labels, teachers, T, plan)
+        n, strategy = len(images), self.plan.strategy
+        e = self.epochs(n, self.plan.samples)
+        teacher = teachers[0]
+        if self.plan.cache is not None:
+            store, set_key = self.plan.cache
+        else:
+            store, set_key = None, tensor_hash(images)  # no set key: the images name the set
+        key = config_hash({"set": set_key, "teacher": module_hash(teacher), "strategy": strategy,
+                           "epochs": e, "T": float(T), "version": __version__})
+        art = store.load_artifact("relabel", key) if store is not None else None
+        if art is None:
+            t0 = time.perf_counter()
+            gen = generator(int(config_hash({"set": set_key})[:15], 16), "relabel-views")
+            size = images.shape[-1]
+            logits, ops, vals = [], [], []
+            with torch.no_grad():
+                for _ in range(e):
+                    mp = aug.draw_mixed(strategy, n, gen, size)
+                    x = aug.apply_mixed(images, mp)
+                    logits.append(torch.cat([teacher(x[i:i + 1024]).float() for i in range(0, n, 1024)]
+                                            ).half().cpu())
+                    ops.append(mp.op_ids)
+                    vals.append(mp.values)
+            cost = Cost(seconds=time.perf_counter() - t0, fwd=e * n, device=images.device.type)
+            art = {"logits": torch.stack(logits), "op_ids": torch.stack(ops), "values": torch.stack(vals),
+                   "ops": "_".join(aug.parse_strategy(strategy)), "cost": cost.as_dict()}
+            if store is not None:
+                store.save_artifact("relabel", key, art)
+        self.strategy = strategy
+        self.relabel_key = key
+        self.relabel_cost = Cost(**art["cost"])
+        self.stored_logits = art["logits"].to(images.device)  # (E, n, K) fp16
+        self.op_ids, self.values = art["op_ids"], art["values"]  # (E, n), (E, n, slots) on CPU
+        self.ops = aug.parse_strategy(art["ops"])
+        self._batch: Optional[torch.Tensor] = None
+
+    def view_params(self, idx: torch.Tensor, epoch: torch.Tensor) -> "aug.MixedParams":
+        """The stored parameters of views (epoch[b], idx[b]) as per-row ops."""
+        e, i = epoch.cpu().long(), idx.cpu().long()
+        return aug.MixedParams(self.ops, self.op_ids[e, i], self.values[e, i])
+
+    def views(self, images, idx, epoch, strategy, gen):
+        e = epoch.to(self.stored_logits.device).long() % len(self.stored_logits)
+        self._batch = self.stored_logits[e, idx.to(e.device)]
+        return aug.apply_mixed(images[idx], self.view_params(idx, e))
+
+    def loss(self, logits, views, idx):
+        stored = self._batch if self._batch is not None else self.stored_logits[0, idx]
+        self._batch = None
+        return kd_loss(logits, F.softmax(stored.float() / self.T, dim=1), self.T)
+
+
+def slice_loss(regime: Regime, net, views: torch.Tensor, idx: torch.Tensor, sl: slice,
+               stored: Optional[torch.Tensor]) -> torch.Tensor:
+    """``regime``'s mean loss on rows ``sl`` of a batch (views (B, C, H, W), idx (B,)).
+
+    ``stored``: the batch's per-view logits that ``slkd_stored``'s ``views`` kept
+    for its ``loss`` (taken before the first slice, as ``loss`` consumes them),
+    or None; the slice's rows are handed back to the regime.
+    """
+    if stored is not None:
+        regime._batch = stored[sl]
+    return regime.loss(net(views[sl]), views[sl], idx[sl])
+
+
+def create_regime(name: str) -> Regime:
+    return REGIMES.get(name)()

@@ -1,0 +1,99 @@
+"""Teachers: trained by ddlib on the full train pool, cached by config hash.
+
+A teacher is the profile's ``teacher_model`` trained with hard labels for
+``teacher_epochs`` full-pool epochs under the profile's protocol, with seed
+``1000 + i`` for ensemble member ``i`` (never the run seed, so every run of a
+study shares the same teachers).  Nothing is downloaded; a user may name a
+local checkpoint (a ``state_dict`` saved with ``torch.save``) instead.
+Under ``torchrun`` a teacher trains data-parallel (:mod:`ddlib.engine.distributed`).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+from ddlib import __version__
+
+from ddlib.engine import distributed
+from ddlib.core.config import PROTOCOLS, Profile, config_hash
+from ddlib.core.cost import Cost, Meter
+from ddlib.data import Split
+from ddlib.engine.models import create_model
+from ddlib.engine.regimes import create_regime
+from ddlib.core.registry import DDLibError
+from ddlib.core.store import Store
+from ddlib.engine.train import evaluate, fit
+
+log = logging.getLogger("ddlib")
+TEACHER_SEED_BASE = 1000
+
+
+def teacher_config(split: Split, profile: Profile, member: int, arch: str = "") -> dict:
+    return {"dataset": split.meta.name, "pool": len(split.train_y), "data": split.meta.fingerprint,
+            "arch": arch or profile.teacher_model,
+            "epochs": profile.teacher_epochs, "protocol": profile.teacher_protocol,
+            "seed": TEACHER_SEED_BASE + member, "version": __version__}
+
+
+def _build(split: Split, cfg: dict) -> nn.Module:
+    m = split.meta
+    return create_model(cfg["arch"], m.num_classes, m.in_chans, m.img_size, seed=cfg["seed"])
+
+
+def get_teacher(split: Split, profile: Profile, store: Store, member: int = 0, *,
+                arch: str = "", checkpoint: Optional[str] = None,
+                quiet: bool = True) -> Tuple[nn.Module, Cost]:
+    """Return teacher ``member`` (eval mode, on the split's device) and its training cost.
+
+    The cost is what training it spent (zero seconds for a user's checkpoint);
+    callers charge it to the builds that use the teacher.
+    """
+    cfg = teacher_config(split, profile, member, arch)
+    device = split.train_x.device
+    model = _build(split, cfg)
+    if checkpoint:
+        try:
+            state = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+        except Exception as e:
+            raise DDLibError(f"cannot load teacher checkpoint {checkpoint}: {e}") from None
+        return model.to(device).eval(), Cost(device=device.type)
+    key = config_hash(cfg)
+    art = store.load_artifact("teachers", key)
+    if art is None:
+        log.info("training teacher %s (%s, %d epochs) -> %s", key, cfg["arch"], cfg["epochs"],
+                 store.artifact_path("teachers", key))
+        model = model.to(device)
+        with Meter(device) as meter:
+            meter.watch(model)
+            res = fit(model, split.train_x, split.train_y, regime=create_regime("hl"), teachers=[],
+                      budget=cfg["epochs"], pool_size=len(split.train_y),
+                      protocol=PROTOCOLS.get(cfg["protocol"]), seed=cfg["seed"], quiet=quiet,
+                      desc=f"teacher {member}", dist=distributed.current())
+            meter.backward(res.samples_seen)
+            meter.fwd = int(distributed.all_sum(meter.fwd))  # under torchrun each rank saw its slice
+        val = evaluate(model, split.val_x, split.val_y)
+        art = {"state": {k: v.cpu() for k, v in model.state_dict().items()},
+               "cost": meter.cost.as_dict(), "val_accuracy": val, "config": cfg}
+        store.save_artifact("teachers", key, art)
+    else:
+        model.load_state_dict(art["state"])
+    return model.to(device).eval(), Cost(**art["cost"])
+
+
+def get_teachers(split: Split, profile: Profile, store: Store, n: int, *, quiet: bool = True,
+                 checkpoint: Optional[str] = None, arch: str = "") -> Tuple[List[nn.Module], Cost]:
+    """The first ``n`` ensemble members (of ``arch``, default the profile's) and their training costs."""
+    models, total = [], Cost(device=split.train_x.device.type)
+    for i in range(n):
+        m, c = get_teacher(split, profile, store, i, quiet=quiet, arch=arch,
+                           checkpoint=checkpoint if i == 0 else None)
+        for p in m.parameters():
+            p.requires_grad_(False)
+        models.append(m)
+        total = total + c
+    return models, total

@@ -1,0 +1,211 @@
+"""The one training engine: a student on a condensed set under a label regime.
+
+Compute budget (the *Hard truths* protocol): a budget of ``B`` full-train-set
+epochs means the student sees exactly ``round(B * pool_size)`` samples, however
+small the condensed set, so runs on different sets compare at equal compute.
+Samples are drawn epoch by epoch from seeded permutations of the condensed
+set; augmentation is batched on the device.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from ddlib.engine import augment as aug
+from ddlib.core.config import Protocol
+from ddlib.engine.fastpath import Stepper, plan_step
+from ddlib.engine.regimes import FitPlan, Regime
+from ddlib.core.seeding import generator
+
+
+def budget_samples(budget: float, pool_size: int) -> int:
+    """Samples a student sees for ``budget`` full-train-set epochs of a pool of ``pool_size``."""
+    return int(round(budget * pool_size))
+
+
+def batch_sizes(samples: int, batch_size: int) -> List[int]:
+    """Split ``samples`` into steps of ``batch_size``; the last takes the remainder.
+
+    A remainder of one sample joins the previous step (batch norm needs >= 2).
+    """
+    full, rest = divmod(samples, batch_size)
+    sizes = [batch_size] * full + ([rest] if rest else [])
+    if rest == 1 and full:
+        sizes[-2:] = [batch_size + 1]
+    return sizes
+
+
+class Batches:
+    """Seeded epoch-permutation batches without per-sample Python in the hot path.
+
+    Every epoch is one permutation of the ``n`` stored images, so each image
+    appears exactly once per epoch; :meth:`next_with_epoch` also says which
+    epoch each drawn sample belongs to (stored per-view labels are keyed by it).
+    """
+
+    def __init__(self, n: int, gen: torch.Generator):
+        self.n, self.gen = n, gen
+        self.buf = torch.empty(0, dtype=torch.long)
+        self.ebuf = torch.empty(0, dtype=torch.long)
+        self.epochs = 0
+
+    def next_with_epoch(self, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(indices (k,), epoch of each (k,)) of the next ``k`` samples."""
+        while len(self.buf) < k:
+            self.buf = torch.cat([self.buf, torch.randperm(self.n, generator=self.gen)])
+            self.ebuf = torch.cat([self.ebuf, torch.full((self.n,), self.epochs, dtype=torch.long)])
+            self.epochs += 1
+        out, self.buf = self.buf[:k], self.buf[k:]
+        ep, self.ebuf = self.ebuf[:k], self.ebuf[k:]
+        return out, ep
+
+    def next(self, k: int) -> torch.Tensor:
+        return self.next_with_epoch(k)[0]
+
+
+def lr_at(protocol: Protocol, step: int, total: int) -> float:
+    """Learning rate of ``step`` of ``total`` under the protocol's schedule."""
+    if protocol.schedule == "cosine":
+        return protocol.lr * 0.5 * (1 + math.cos(math.pi * step / max(total, 1)))
+    if protocol.schedule == "step":
+        return protocol.lr * (0.1 if step >= total // 2 else 1.0)
+    raise ValueError(f"unknown schedule {protocol.schedule!r}")
+
+
+@dataclass(frozen=True)
+class FitResult:
+    steps: int
+    samples_seen: int
+    seconds: float
+    final_loss: float
+    engine: str = "plain"  # how the steps ran (ddlib.engine.fastpath.StepPlan.describe)
+
+
+def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime: Regime,
+        teachers: List[nn.Module], budget: float, pool_size: int, protocol: Protocol,
+        seed: int, augment: Optional[str] = None, quiet: bool = True,
+        desc: str = "train", lr: Optional[float] = None, cache=None,
+        lr_schedule: Optional[torch.Tensor] = None, schedule_chunks: int = 1,
+        dist=None, engine: Optional[str] = None) -> FitResult:
+    """Train ``model`` in place on (images (M, C, H, W), labels (M,) or (M, K)).
+
+    Args:
+        regime: label regime (prepared here with ``teachers``).
+        budget: full-train-set epochs; the run sees ``round(budget * pool_size)`` samples.
+        protocol: optimiser, schedule, batch size, augmentation, KD temperature.
+        seed: run seed; data order and augmentation use their own streams.
+        augment: DSA strategy overriding the protocol's ("" = no augmentation).
+        lr: initial learning rate overriding the protocol's (e.g. MTT's learned
+            synthetic lr); the protocol's schedule still applies.
+        cache: ``(store, set_key)`` where a regime may cache what it derives
+            from the set (stored per-view labels), or None.
+        lr_schedule: (S,) per-step learning rates learnt with the set (DD,
+            Wang et al. 2018): then exactly S plain-SGD steps (no momentum,
+            weight decay or augmentation; ``budget`` is ignored), see
+            :func:`fit_schedule`.
+        schedule_chunks: with ``lr_schedule``, the stored images split into this
+            many contiguous equal batches; step ``s`` uses batch ``s mod chunks``.
+        dist: a :class:`ddlib.engine.distributed.DistInfo` to split every batch across
+            the torchrun processes with DDP (same result as one process, up to
+            float rounding); None trains in this process alone.
+        engine: step execution mode (:mod:`ddlib.engine.fastpath`: "auto", "plain",
+            "eager", "compiled"; default ``$DDLIB_ENGINE`` or "auto"); it
+            changes speed and float rounding, not what is computed.
+    """
+    if lr_schedule is not None:
+        return fit_schedule(model, images, labels, regime=regime, teachers=teachers,
+                            protocol=protocol, lr_schedule=lr_schedule, chunks=schedule_chunks)
+    t0 = time.perf_counter()
+    device = images.device
+    strategy = protocol.augment if augment is None else augment
+    samples = budget_samples(budget, pool_size)
+    regime.prepare(images, labels, teachers, protocol.temperature,
+                   plan=FitPlan(samples, strategy, protocol.batch_size, cache))
+    sizes = batch_sizes(samples, protocol.batch_size)
+    order, agen = Batches(len(images), generator(seed, "order")), generator(seed, "augment")
+    base_lr = protocol.lr if lr is None else float(lr)
+    opt = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=protocol.momentum,
+                          weight_decay=protocol.weight_decay)
+    model.train()
+    net = model
+    if dist is not None:
+        from ddlib.engine import distributed
+
+        net = distributed.wrap(model, dist)
+    else:
+        plan = plan_step(model, tuple(images.shape[1:]), protocol.batch_size, samples, device, engine)
+        stepper = Stepper(model, plan, protocol.batch_size)
+    loss_val = float("nan")
+    for step, bs in enumerate(tqdm(sizes, desc=desc, disable=quiet, leave=False)):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(protocol, step, len(sizes)) * base_lr / protocol.lr
+        idx, epoch = order.next_with_epoch(bs)
+        idx = idx.to(device)
+        views = regime.views(images, idx, epoch, strategy, agen)
+        opt.zero_grad(set_to_none=True)
+        if dist is None:
+            loss = stepper.backward(regime, views, idx)
+        else:  # every rank drew the same global batch and views; each trains on its slice
+            loss = distributed.shard_loss(net, regime, views, idx, dist)
+            loss.backward()
+        opt.step()
+        loss_val = float(loss.detach())
+    if dist is not None:
+        distributed.unwrap(model)
+        loss_val = distributed.all_sum(loss_val) / dist.world  # the global batch's mean loss
+    return FitResult(len(sizes), sum(sizes), time.perf_counter() - t0, loss_val,
+                     stepper.describe() if dist is None else "ddp")
+
+
+def fit_schedule(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime: Regime,
+                 teachers: List[nn.Module], protocol: Protocol, lr_schedule: torch.Tensor,
+                 chunks: int = 1) -> FitResult:
+    """Replay learnt GD steps: step ``s`` is ``theta -= lr_schedule[s] * grad`` on batch ``s mod chunks``.
+
+    The evaluation of Dataset Distillation (Wang et al. 2018; ``ddlib.methods.distill.dd``):
+    the stored images (M, C, H, W) are ``chunks`` contiguous batches of
+    M / chunks images; the loss is the regime's on the un-augmented batch.
+    """
+    t0 = time.perf_counter()
+    if chunks < 1 or len(images) % chunks:
+        raise ValueError(f"{len(images)} images do not split into {chunks} equal batches")
+    m = len(images) // chunks
+    regime.prepare(images, labels, teachers, protocol.temperature, plan=FitPlan(
+        m * len(lr_schedule), "", m, None))
+    opt = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.0, weight_decay=0.0)
+    model.train()
+    loss_val = float("nan")
+    for s, lr in enumerate(lr_schedule.tolist()):
+        idx = torch.arange((s % chunks) * m, (s % chunks + 1) * m, device=images.device)
+        views = images[idx]
+        loss = regime.loss(model(views), views, idx)
+        opt.param_groups[0]["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_val = float(loss.detach())
+    return FitResult(len(lr_schedule), m * len(lr_schedule), time.perf_counter() - t0, loss_val)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> float:
+    """Top-1 accuracy (fraction in [0, 1]) of ``model`` on (x, y) in eval mode."""
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch):
+        correct += int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
+    return correct / max(len(x), 1)
+
+
+def predict_logits(model: nn.Module, x: torch.Tensor, batch: int = 1024) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+

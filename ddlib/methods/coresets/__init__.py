@@ -1,0 +1,66 @@
+"""Coreset selection: plug-ins that return indices into the train pool.
+
+Every selector has one signature::
+
+    @register("name")
+    def select_name(train: Split, ipc: int, *, seed: int, ctx: Context, **hp) -> Tensor | (Tensor, Tensor)
+
+returning the chosen indices (and optionally per-sample scores).  The family
+function :func:`select` validates the IPC, opens the cost meter and packs the
+result into a :class:`Selection`.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from ddlib.methods.context import Context, check_ipc
+from ddlib.core.cost import Cost, Meter
+from ddlib.data import Split
+from ddlib.core.registry import Registry
+
+CORESETS = Registry("coreset method")
+register = CORESETS.register
+
+
+@dataclass(frozen=True)
+class Selection:
+    """indices: (M,) int64 into the train pool; scores: (N,) per-sample or None."""
+
+    indices: torch.Tensor
+    scores: Optional[torch.Tensor]
+    cost: Cost
+
+
+def class_features(train: Split, ctx: Context, batch: int = 1024):
+    """Yield (class c, its pool indices (n_c,), teacher penultimate features (n_c, D) float32).
+
+    The teacher is the context's (trained or loaded once, cost charged to the build).
+    """
+    teacher = ctx.teacher(train)
+    with torch.no_grad():
+        for c in range(train.num_classes):
+            idx = train.class_indices(c)
+            feats = torch.cat([teacher.embed(train.train_x[idx[i:i + batch]])
+                               for i in range(0, len(idx), batch)])
+            yield c, idx, feats.float()
+
+
+def select(name: str, train: Split, ipc: int, *, seed: int, ctx: Context, **hp) -> Selection:
+    """Run selector ``name`` for ``ipc`` samples per class; cost measured around it."""
+    fn = CORESETS.get(name)
+    check_ipc(train, ipc)
+    with Meter(train.train_x.device) as meter:
+        ctx.meter = meter
+        out = fn(train, ipc, seed=seed, ctx=ctx, **hp)
+    idx, scores = out if isinstance(out, tuple) else (out, None)
+    return Selection(idx.cpu().long(), None if scores is None else scores.cpu(), meter.cost)
+
+
+# every module of this package is a plug-in file that registers itself on import
+for _m in sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
+    importlib.import_module(f"{__name__}.{_m}")

@@ -1,0 +1,81 @@
+"""DM: Dataset Condensation with Distribution Matching (Zhao & Bilen, WACV 2023).
+
+Each iteration samples a fresh randomly initialised ConvNet ``psi`` (never
+trained) and minimises, over the synthetic images ``S`` (Eq. 4 of the paper)::
+
+    sum_c || mean_{x in R_c} psi(A(x, w_c)) - mean_{s in S_c} psi(A(s, w_c)) ||^2
+
+with the same DSA parameters ``w_c`` applied to the real batch ``R_c`` and the
+synthetic images ``S_c`` of class ``c`` (siamese augmentation).  Synthetic
+images start from random real images and are updated by SGD (lr 1.0,
+momentum 0.5, as the reference code).  All classes go through the network in
+one batch; one DSA op is drawn per iteration, with per-class parameters.
+"""
+from __future__ import annotations
+
+import torch
+from tqdm import tqdm
+
+from ddlib.engine import augment as aug
+from ddlib.engine.models import create_model
+from ddlib.core.seeding import generator, stream_seed
+from ddlib.methods.distill import real_init, register
+
+DSA_STRATEGY = "color_crop_cutout_scale_rotate"  # DSA's list without flip (digits, MNIST)
+
+
+def class_means(emb: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """Per-class mean of ``emb`` (N, D) -> (k, D); labels (N,) in [0, k)."""
+    sums = torch.zeros(k, emb.shape[1], device=emb.device, dtype=emb.dtype).index_add_(0, labels, emb)
+    counts = torch.bincount(labels, minlength=k).clamp_min(1).to(emb.dtype)
+    return sums / counts[:, None]
+
+
+def dm_loss(net, real, real_y, syn, syn_y, k: int, params) -> torch.Tensor:
+    """Eq. 4: summed squared distance between per-class mean embeddings."""
+    with torch.no_grad():
+        mr = class_means(net.embed(aug.apply(real, params, real_y)), real_y, k)
+    ms = class_means(net.embed(aug.apply(syn, params, syn_y)), syn_y, k)
+    return ((mr - ms) ** 2).sum()
+
+
+@register("dm")
+def distill_dm(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr_img: float = 1.0,
+               batch_real: int = 0, model: str = "", strategy: str = DSA_STRATEGY):
+    """Distil ``ipc`` images per class by distribution matching.
+
+    Args:
+        iters: outer iterations (profile's ``synth_iters`` when 0).
+        lr_img: SGD learning rate on pixels (normalised units).
+        batch_real: real images per class per iteration (profile's when 0).
+        model: embedding architecture (profile's ``synth_model`` when empty).
+        strategy: DSA ops applied siamese-style to real and synthetic batches.
+
+    Returns:
+        images (K*ipc, C, H, W), hard labels (K*ipc,), extras with the loss curve.
+    """
+    prof, m = ctx.profile, train.meta
+    iters = iters or prof.synth_iters
+    batch_real = batch_real or prof.synth_batch_real
+    arch = model or prof.synth_model
+    k, device = train.num_classes, train.train_x.device
+    g = generator(seed, "synth")
+    by_class, syn, syn_y = real_init(train, ipc, g)
+    opt = torch.optim.SGD([syn], lr=lr_img, momentum=0.5)
+    losses = []
+    for it in tqdm(range(iters), desc=f"dm ipc={ipc}", disable=ctx.quiet, leave=False):
+        net = create_model(arch, k, m.in_chans, m.img_size, seed=stream_seed(seed, f"dm-net-{it}")).to(device)
+        for p in net.parameters():
+            p.requires_grad_(False)
+        net.train()
+        ctx.meter.watch(net)
+        real_idx = torch.cat([ix[torch.randint(len(ix), (batch_real,), generator=g)] for ix in by_class])
+        real, real_y = train.train_x[real_idx.to(device)], train.train_y[real_idx.to(device)]
+        params = aug.draw(strategy, k, g, m.img_size)
+        loss = dm_loss(net, real, real_y, syn, syn_y, k, params)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ctx.meter.backward(len(syn))
+        losses.append(float(loss.detach()))
+    return syn.detach(), syn_y, {"loss_curve": torch.tensor(losses), "final_loss": losses[-1] if losses else float("nan")}

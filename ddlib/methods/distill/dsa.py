@@ -1,0 +1,35 @@
+"""DSA: Dataset Condensation with Differentiable Siamese Augmentation (Zhao & Bilen, ICML 2021).
+
+DC's gradient matching (:mod:`ddlib.methods.distill.dc`) with the matching loss taken
+on augmented views (Eq. 4 of the DSA paper)::
+
+    min_S  D( grad L(A(S_c, w); theta_t), grad L(A(R_c, w); theta_t) )
+
+where the *same* transformation ``w`` (one DSA op, one parameter row drawn
+per class and outer step) is applied to the real batch ``R_c`` and to the
+synthetic images ``S_c`` (siamese augmentation), and gradients flow through
+the differentiable ``A`` into ``S``.  The network's inner-loop training on
+``S`` also uses DSA, with independent per-sample parameters, as the
+reference code.  Everything else (loops, learning rates, initialisation,
+distance) is DC's, from the one shared loop :func:`~ddlib.methods.distill.dc.match_gradients`.
+"""
+from __future__ import annotations
+
+from ddlib.methods.distill import register
+from ddlib.methods.distill.dc import match_gradients
+from ddlib.methods.distill.dm import DSA_STRATEGY
+
+
+@register("dsa")
+def distill_dsa(train, ipc: int, *, seed: int, ctx, strategy: str = DSA_STRATEGY, **hp):
+    """Distil ``ipc`` images per class by gradient matching on siamese-augmented views.
+
+    Args:
+        strategy: DSA ops, "_"-separated; default the DSA list without flip
+            (digits, MNIST).
+        **hp: DC's hyperparameters, see :func:`~ddlib.methods.distill.dc.match_gradients`.
+
+    Returns:
+        images (K*ipc, C, H, W), hard labels (K*ipc,), extras with the loss curve.
+    """
+    return match_gradients(train, ipc, seed=seed, ctx=ctx, strategy=strategy, **hp)

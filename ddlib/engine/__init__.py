@@ -1,0 +1,5 @@
+"""The engine layer: networks, DSA augmentation, label regimes, the training engine and how its
+steps execute, several models trained at once, teachers, and data-parallel training.
+
+Imports only ``ddlib.core`` and ``ddlib.data``.
+"""

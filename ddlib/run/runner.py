@@ -173,6 +173,8 @@ def prepare(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[s
     regime = create_regime(r.regime)
     # a set built against its own teacher (sre2l's BN teacher) is relabelled by that teacher
     teacher_arch = str(extras.get("teacher_arch", "")) or prof.teacher_model
+    # under torchrun the teachers train data-parallel; get_teachers finds the process
+    # group itself (ddlib.engine.distributed.current()), which is ``dist`` here
     teachers, _ = get_teachers(split, prof, store, regime.n_teachers(prof), quiet=quiet,
                                checkpoint=dict(r.hparams).get("teacher_ckpt"), arch=teacher_arch)
     m = split.meta

@@ -5,6 +5,7 @@ import logging
 from collections import Counter
 
 import pytest
+import torch
 
 import ddlib.run.many
 import ddlib.run.runner as runner
@@ -81,7 +82,7 @@ def test_thread_chunks_take_longest_budgets_first(tmp_path, monkeypatch):
     """On CPU, missing runs go in chunks of THREAD_CHUNK, longest budget first; stored runs are skipped."""
     monkeypatch.setattr(ddlib.run.many, "THREAD_CHUNK", 2)
     monkeypatch.setattr(ddlib.run.many, "CPU_THREADS", True)
-    monkeypatch.setattr(ddlib.run.many, "pick_device", lambda *a: __import__("torch").device("cpu"))
+    monkeypatch.setattr(ddlib.run.many, "pick_device", lambda *a: torch.device("cpu"))
     chunks = []
     monkeypatch.setattr(ddlib.run.many, "_train_and_store",
                         lambda cfgs, store, quiet, threads: chunks.append([c.budget for c in cfgs]) or len(cfgs))

@@ -20,6 +20,7 @@ the caller's one-by-one loop.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Dict, List, Sequence
 
 from ddlib.core.config import RunConfig
@@ -38,6 +39,8 @@ BATCHED_REGIMES = ("hl", "sl", "slkd", "mt")
 CPU_THREADS = True
 # runs trained side by side per chunk on CPU; the store is written after each chunk
 THREAD_CHUNK = 8
+
+log = logging.getLogger("ddlib")
 
 
 def run_many(cfgs: Sequence[RunConfig], store: Store, *, quiet: bool = True) -> int:
@@ -86,13 +89,13 @@ def _train_and_store(cfgs: Sequence[RunConfig], store: Store, quiet: bool, *, th
     plans = [runner.prepare(c, store, quiet=quiet) for c in batchable]
     if threads:
         for p in plans:
-            runner.log.info("%s", p.describe())
+            log.info("%s", p.describe())
         results = fit_threads([p.fit_args for p in plans])
     else:
         if not _compatible(plans):
             return 0
         for p in plans:
-            runner.log.info("%s", p.describe())
+            log.info("%s", p.describe())
         a = plans[0].fit_args
         results = fit_many([p.model for p in plans], [p.images for p in plans], [p.labels for p in plans],
                            regimes=[p.regime for p in plans], teachers=a.teachers, budget=a.budget,

@@ -35,6 +35,7 @@ from ddlib.core.store import Store
 from ddlib.data import Split, load
 from ddlib.data.sources import SOURCES
 from ddlib.engine.batched import FitArgs
+from ddlib.engine.distributed import DistInfo
 from ddlib.engine.models import MODELS, create_model
 from ddlib.engine.regimes import REGIMES, Regime, create_regime
 from ddlib.engine.teachers import get_teachers
@@ -119,7 +120,7 @@ class RunPlan:
     lr: float
     lr_schedule: Optional[torch.Tensor]
     quiet: bool = True
-    dist: Optional[object] = None
+    dist: Optional[DistInfo] = None
 
     @property
     def fit_args(self) -> FitArgs:
@@ -139,7 +140,7 @@ class RunPlan:
 
 
 def prepare(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] = None,
-            quiet: bool = True, dist=None) -> RunPlan:
+            quiet: bool = True, dist: Optional[DistInfo] = None) -> RunPlan:
     """Config -> plan: data, condensed set (built or cached), regime, teachers, initial student.
 
     Args:
@@ -225,7 +226,7 @@ def finish(plan: RunPlan, res: FitResult) -> Dict:
 
 
 def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] = None,
-        quiet: bool = True, dist=None) -> Tuple[Dict, bool]:
+        quiet: bool = True, dist: Optional[DistInfo] = None) -> Tuple[Dict, bool]:
     """Run (or reuse) one config; returns (row, reused).
 
     Args:

@@ -116,17 +116,12 @@ def together(nets, sets, budget):
 
 def threads(nets, sets, budget):
     """K concurrent single-threaded fits (``ddlib.engine.batched.fit_threads``, the CPU path of ``run_many``)."""
-    from ddlib.engine.batched import _Captured, _capture, fit_threads
+    from ddlib.engine.batched import FitArgs, fit_threads
 
     proto = PROTOCOLS.get(PROTOCOL)
-    calls = []
-    for s, (n, (x, y)) in enumerate(zip(nets, sets)):
-        try:
-            _capture(n, x, y, regime=create_regime(REGIME), teachers=[], budget=budget, pool_size=POOL,
-                     protocol=proto, seed=s)
-        except _Captured as c:
-            calls.append(c)
-    return fit_threads(calls)
+    return fit_threads([FitArgs(n, x, y, regime=create_regime(REGIME), teachers=[], budget=budget,
+                                pool_size=POOL, protocol=proto, seed=s)
+                        for s, (n, (x, y)) in enumerate(zip(nets, sets))])
 
 
 def main(argv=None):

@@ -58,11 +58,11 @@ def test_can_batch_rejects_buffers_and_mixed(digits):
 
 @pytest.mark.parametrize("cpu_threads", [True, False])
 def test_study_batched_seeds_same_rows(tmp_path, monkeypatch, cpu_threads):
-    import ddlib.engine.batched
+    import ddlib.run.many
     from ddlib.core.store import Store
     from ddlib.run.study import Study
 
-    monkeypatch.setattr(ddlib.engine.batched, "CPU_THREADS", cpu_threads)  # False: fit_many on CPU too
+    monkeypatch.setattr(ddlib.run.many, "CPU_THREADS", cpu_threads)  # False: fit_many on CPU too
 
     # few steps: at the smoke lr (0.1) rounding differences (grouped vs single convolutions)
     # grow over a run, as they do between two thread counts of the plain engine
@@ -81,7 +81,7 @@ def test_study_batched_seeds_same_rows(tmp_path, monkeypatch, cpu_threads):
 
 
 def test_fit_threads_matches_fit(digits):
-    from ddlib.engine.batched import _Captured, _capture, fit_threads
+    from ddlib.engine.batched import FitArgs, fit_threads
 
     m = digits.meta
     proto = PROTOCOLS.get("sgd_cos_b64_lr1_v1")
@@ -90,11 +90,8 @@ def test_fit_threads_matches_fit(digits):
     conc = [copy.deepcopy(x) for x in alone]
     kw = dict(teachers=[], budget=0.4, pool_size=len(digits.train_y), protocol=proto)
     res1 = [fit(n, x, y, regime=create_regime("hl"), seed=s, **kw) for s, (n, (x, y)) in enumerate(zip(alone, sets))]
-    calls = []
-    for s, (n, (x, y)) in enumerate(zip(conc, sets)):
-        with pytest.raises(_Captured) as c:
-            _capture(n, x, y, regime=create_regime("hl"), seed=s, **kw)
-        calls.append(c.value)
+    calls = [FitArgs(n, x, y, regime=create_regime("hl"), seed=s, **kw)
+             for s, (n, (x, y)) in enumerate(zip(conc, sets))]
     threads = torch.get_num_threads()
     res2 = fit_threads(calls, workers=2)
     assert torch.get_num_threads() == threads  # restored
@@ -106,16 +103,16 @@ def test_fit_threads_matches_fit(digits):
 
 def test_study_threads_mix_regimes_and_budgets_in_chunks(tmp_path, monkeypatch):
     """On CPU any missing runs train side by side, chunk by chunk; rows equal one-by-one runs."""
-    import ddlib.engine.batched
+    import ddlib.run.many
     from ddlib.core.store import Store
     from ddlib.run.study import Study
 
-    monkeypatch.setattr(ddlib.engine.batched, "THREAD_CHUNK", 2)
+    monkeypatch.setattr(ddlib.run.many, "THREAD_CHUNK", 2)
     s = Study.from_params("smoke", methods=["random"], ipcs=[10], regimes=["hl", "sl"], budgets=[0.2, 0.4],
                           seeds=[0])
     one = s.run(Store(tmp_path / "one"), quiet=True, batch_seeds=False).sort_values("key")
     store = Store(tmp_path / "many")
-    assert ddlib.engine.batched.run_many(s.configs(), store) == 4  # every run, in 2 chunks of 2
+    assert ddlib.run.many.run_many(s.configs(), store) == 4  # every run, in 2 chunks of 2
     many = s.run(store, quiet=True, batch_seeds=True).sort_values("key")
     assert list(one["key"]) == list(many["key"])
     for col in ("steps", "samples_seen", "label_bytes"):

@@ -1,5 +1,13 @@
 """Many small trainings at once: K students trained together, each exactly as :func:`ddlib.engine.train.fit`.
 
+Two ways, both given explicit fit arguments (which runs to group and when is
+the run layer's business, :mod:`ddlib.run.many`):
+
+* :func:`fit_threads`: K ordinary ``fit`` calls on concurrent Python threads,
+  one intra-op thread each (what pays on a small CPU);
+* :func:`fit_many`: K models of one architecture stacked and trained by one
+  vectorised step (below).
+
 The K models must share an architecture (same parameter names and shapes) and
 carry no buffers (instance / no norm; batch norm's running statistics are not
 supported).  Their parameters are stacked into (K, ...) tensors and one step
@@ -19,7 +27,9 @@ convolutions sum in another order).
 from __future__ import annotations
 
 import time
-from typing import List, Optional, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -27,9 +37,41 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from ddlib.core.config import Protocol
 from ddlib.core.registry import DDLibError
-from ddlib.engine.regimes import FitPlan, Regime
 from ddlib.core.seeding import generator
-from ddlib.engine.train import Batches, FitResult, batch_sizes, budget_samples, lr_at
+from ddlib.engine.regimes import FitPlan, Regime
+from ddlib.engine.train import Batches, FitResult, batch_sizes, budget_samples, fit, lr_at
+
+
+@dataclass(frozen=True)
+class FitArgs:
+    """The arguments of one :func:`ddlib.engine.train.fit` call, spelled out.
+
+    ``fit(a.model, a.images, a.labels, **a.options())`` is the call; the
+    fields mean what ``fit``'s arguments of the same names mean (``dist`` is
+    not one of them: a data-parallel fit is never run alongside others).
+    """
+
+    model: nn.Module
+    images: torch.Tensor
+    labels: torch.Tensor
+    regime: Regime
+    teachers: List[nn.Module]
+    budget: float
+    pool_size: int
+    protocol: Protocol
+    seed: int
+    augment: Optional[str] = None
+    quiet: bool = True
+    desc: str = "train"
+    lr: Optional[float] = None
+    cache: Any = None
+    lr_schedule: Optional[torch.Tensor] = None
+    schedule_chunks: int = 1
+
+    def options(self) -> Dict[str, Any]:
+        """``fit``'s keyword arguments (every field but model, images and labels)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("model", "images", "labels")}
 
 
 def can_batch(models: Sequence[nn.Module]) -> bool:
@@ -114,132 +156,24 @@ def fit_many(models: Sequence[nn.Module], images_list: Sequence[torch.Tensor],
     return [FitResult(len(sizes), sum(sizes), secs, losses[j], "vmap") for j in range(k)]
 
 
-# regimes whose rows do not depend on state left by ``prepare`` (replayed runs skip it)
-BATCHED_REGIMES = ("hl", "sl", "slkd", "mt")
-# on CPU, groups run as concurrent single-threaded fits (fit_many's grouped
-# convolutions are slower there: benchmarks/README.md)
-CPU_THREADS = True
-# runs trained side by side per chunk on CPU; the store is written after each chunk
-THREAD_CHUNK = 8
+def fit_threads(jobs: Sequence[FitArgs], workers: Optional[int] = None) -> List[FitResult]:
+    """Run ``fit`` calls concurrently, one Python thread each, one intra-op thread per op.
 
-
-class _Captured(Exception):
-    """Carries the arguments of a ``fit`` call out of :func:`ddlib.run.runner.run` (nothing stored)."""
-
-    def __init__(self, args, kwargs):
-        super().__init__("captured fit call")
-        self.args, self.kwargs = args, kwargs
-
-
-def _capture(*args, **kwargs):
-    raise _Captured(args, kwargs)
-
-
-def _compatible(calls) -> bool:
-    """Whether captured ``fit`` calls can run as one :func:`fit_many` (all but the seed shared)."""
-    from ddlib.engine.regimes import module_hash
-
-    first = calls[0].kwargs
-    same = ("budget", "pool_size", "protocol", "lr")
-    if any(c.kwargs.get("lr_schedule") is not None or c.kwargs["regime"].name not in BATCHED_REGIMES
-           for c in calls):
-        return False
-    if any(any(c.kwargs[s] != first[s] for s in same) for c in calls[1:]):
-        return False
-    th = [module_hash(t) for t in first["teachers"]]
-    if any([module_hash(t) for t in c.kwargs["teachers"]] != th for c in calls[1:]):
-        return False
-    models = [c.args[0] for c in calls]
-    return can_batch(models) and len({p.device for m in models for p in m.parameters()}) == 1
-
-
-def fit_threads(calls, workers: Optional[int] = None) -> List[FitResult]:
-    """Run captured ``fit`` calls concurrently, one Python thread each, one intra-op thread per op.
-
-    The CPU path of :func:`run_many`: each run is exactly :func:`ddlib.engine.train.fit`
-    (results differ from a run with more intra-op threads by float rounding
-    only); PyTorch releases the GIL inside ops, so ``workers`` (default: the
-    intra-op thread count) runs use the cores side by side instead of splitting
-    every small op across them, which on a small, shared CPU costs more in
-    synchronisation than it gains (benchmarks/README.md).  ``seconds`` of each
-    result is the group's wall time divided by its size.
+    Each job is exactly :func:`ddlib.engine.train.fit` (results differ from a
+    run with more intra-op threads by float rounding only); PyTorch releases
+    the GIL inside ops, so ``workers`` (default: the intra-op thread count)
+    runs use the cores side by side instead of splitting every small op
+    across them, which on a small, shared CPU costs more in synchronisation
+    than it gains (benchmarks/README.md).  ``seconds`` of each result is the
+    group's wall time divided by its size.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from ddlib.engine.train import fit
-
     threads = torch.get_num_threads()
     t0 = time.perf_counter()
     torch.set_num_threads(1)
     try:
         with ThreadPoolExecutor(workers or threads) as ex:
-            results = list(ex.map(lambda c: fit(*c.args, **c.kwargs), calls))
+            results = list(ex.map(lambda a: fit(a.model, a.images, a.labels, **a.options()), jobs))
     finally:
         torch.set_num_threads(threads)
-    secs = (time.perf_counter() - t0) / len(calls)
+    secs = (time.perf_counter() - t0) / len(jobs)
     return [FitResult(r.steps, r.samples_seen, secs, r.final_loss, r.engine) for r in results]
-
-
-def run_many(cfgs, store, *, quiet: bool = True) -> int:
-    """Compute the missing runs of ``cfgs`` several at a time; returns how many.
-
-    Each missing run is prepared by :func:`ddlib.run.runner.run` as usual (its
-    ``fit`` call captured), trained together with others, and then stored by
-    ``run`` again, which replays the trained weights instead of training.
-    Each stored row means what it means for a one-by-one run, except
-    ``train_seconds``: the batch's training wall time divided by its size.
-
-    On CPU (:data:`CPU_THREADS`) any runs train side by side as concurrent
-    single-threaded fits (:func:`fit_threads`), longest budgets first and
-    :data:`THREAD_CHUNK` at a time, so the store is written after every
-    chunk.  Elsewhere, groups of >= 2 runs sharing every field but ``seed``
-    train as one :func:`fit_many`.  Runs that cannot (learnt lr schedules,
-    batch norm or different teachers for ``fit_many``; regimes with
-    per-run preparation) are left for the caller's one-by-one loop.
-    """
-    import dataclasses
-
-    from ddlib.core.seeding import pick_device
-
-    pending = [cfg for cfg in cfgs if store.get(cfg.key()) is None]
-    if CPU_THREADS and pick_device().type == "cpu":
-        pending.sort(key=lambda c: -c.budget)  # longest first: chunks of similar length
-        return sum(_train_and_store(pending[i:i + THREAD_CHUNK], store, quiet, threads=True)
-                   for i in range(0, len(pending), THREAD_CHUNK))
-    groups = {}
-    for cfg in pending:
-        groups.setdefault(dataclasses.replace(cfg, seed=0).key(), []).append(cfg)
-    return sum(_train_and_store(g, store, quiet, threads=False) for g in groups.values() if len(g) >= 2)
-
-
-def _train_and_store(cfgs, store, quiet: bool, *, threads: bool) -> int:
-    """Capture the ``fit`` calls of ``cfgs``, train them together, store the rows; how many were stored."""
-    from ddlib.run.runner import run
-
-    calls, kept = [], []
-    for cfg in cfgs:
-        try:
-            run(cfg, store, quiet=quiet, fit_fn=_capture)
-        except _Captured as c:
-            if c.kwargs["regime"].name in BATCHED_REGIMES:
-                calls.append(c)
-                kept.append(cfg)
-    if not calls:
-        return 0
-    if threads:
-        results = fit_threads(calls)
-    else:
-        if len(calls) != len(cfgs) or not _compatible(calls):
-            return 0
-        kw = calls[0].kwargs
-        results = fit_many([c.args[0] for c in calls], [c.args[1] for c in calls], [c.args[2] for c in calls],
-                           regimes=[c.kwargs["regime"] for c in calls], teachers=kw["teachers"],
-                           budget=kw["budget"], pool_size=kw["pool_size"], protocol=kw["protocol"],
-                           seeds=[c.kwargs["seed"] for c in calls], lr=kw["lr"],
-                           caches=[c.kwargs.get("cache") for c in calls])
-    for cfg, call, res in zip(kept, calls, results):
-        def replay(model, *a, _t=call.args[0], _r=res, **k):
-            model.load_state_dict(_t.state_dict())
-            return _r
-        run(cfg, store, quiet=quiet, fit_fn=replay)
-    return len(kept)

@@ -55,13 +55,10 @@ def cmd_list(args) -> None:
 
 
 def cmd_run(args) -> None:
-    import functools
-
     from ddlib.engine import distributed
     from ddlib.core.config import RunConfig
     from ddlib.run.runner import run
     from ddlib.core.store import Store
-    from ddlib.engine.train import fit
 
     hp = _hp(args.hp)
     if args.teacher_checkpoint:
@@ -74,9 +71,8 @@ def cmd_run(args) -> None:
     try:
         if info is not None and not info.is_main:
             logging.getLogger("ddlib").setLevel(logging.WARNING)
-        fit_fn = functools.partial(fit, dist=info) if info is not None else None
         row, reused = run(cfg, store, device=info.device if info else args.device,
-                          quiet=args.quiet or bool(info and not info.is_main), fit_fn=fit_fn)
+                          quiet=args.quiet or bool(info and not info.is_main), dist=info)
     finally:
         distributed.shutdown()
     if info is not None and not info.is_main:

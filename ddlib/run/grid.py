@@ -19,11 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+import torch
 from tqdm.auto import tqdm
 
 from ddlib.core.config import RunConfig
 from ddlib.core.registry import DDLibError
 from ddlib.core.store import Store
+from ddlib.run import runner
+from ddlib.run.grid_ray import run_on_ray
+from ddlib.run.runner import error_text, validate
+from ddlib.run.study import Study
 
 KEYS = ("dataset", "methods", "ipcs", "regimes", "budgets", "seeds", "profile", "model")
 _ALIASES = {"method": "methods", "ipc": "ipcs", "regime": "regimes", "budget": "budgets", "seed": "seeds"}
@@ -43,7 +48,7 @@ class GridSummary:
 
 def load_grid(path: str) -> Dict:
     """Read a grid file; an unknown key raises naming it and the valid ones."""
-    import yaml
+    import yaml  # lazy: only reading a grid file needs it (most ddlib users never do)
 
     p = Path(path)
     if not p.is_file():
@@ -58,9 +63,7 @@ def load_grid(path: str) -> Dict:
 
 
 def configs(spec: Dict) -> List[RunConfig]:
-    """Expand a grid spec (scalars or lists) into its validated RunConfigs."""
-    from ddlib.run.study import Study
-
+    """Expand a grid spec (scalars or lists) into its validated RunConfigs (as :class:`Study` does)."""
     norm = {}
     for k, v in spec.items():
         key = _ALIASES.get(k, k)
@@ -74,7 +77,6 @@ def configs(spec: Dict) -> List[RunConfig]:
     cfgs = study.configs()
     if model:
         cfgs = [dataclasses.replace(c, model=model) for c in cfgs]
-        from ddlib.run.runner import validate
         for c in cfgs:
             validate(c)
     return cfgs
@@ -83,22 +85,14 @@ def configs(spec: Dict) -> List[RunConfig]:
 def _worker(args) -> Tuple[str, Optional[str]]:
     """Run one config in a worker process; returns (key, error or None)."""
     cfg, root, device = args
-    from ddlib.run.runner import run
     try:
-        run(cfg, Store(Path(root)), device=device, quiet=True)
+        runner.run(cfg, Store(Path(root)), device=device, quiet=True)  # looked up here: tests replace it
         return cfg.key(), None
     except Exception as e:  # recorded, not raised: one bad run must not stop the grid
         return cfg.key(), error_text(e)
 
 
-def error_text(e: BaseException) -> str:
-    """One line for the failures table: a DDLibError's message, else 'Type: message'."""
-    return str(e) if isinstance(e, DDLibError) else f"{type(e).__name__}: {e}"
-
-
 def _devices(workers: int) -> List[Optional[str]]:
-    import torch
-
     n = torch.cuda.device_count() if torch.cuda.is_available() else 0
     return [f"cuda:{i % n}" if n else None for i in range(workers)]
 
@@ -147,8 +141,6 @@ def run_grid(spec, store: Optional[Store] = None, *, workers: int = 1, fail_fast
 
     try:
         if ray is not None:
-            from ddlib.run.grid_ray import run_on_ray
-
             results = run_on_ray(todo, store, ray)
             for key, row, err in results:
                 if row is not None:

@@ -21,13 +21,21 @@ imports without it.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from ddlib.core.config import RunConfig
+import torch
+
+from ddlib.core.config import PROFILES, RunConfig
 from ddlib.core.registry import DDLibError
 from ddlib.core.store import Store
+from ddlib.data import load
+from ddlib.engine.regimes import REGIMES
+from ddlib.engine.teachers import get_teachers
+from ddlib.methods.build import build_key
+from ddlib.run.runner import error_text, run, validate
 
 
 @dataclass(frozen=True)
@@ -74,11 +82,6 @@ def plan(cfgs: Sequence[RunConfig]) -> List[Step]:
     group wait for one task that trains the most teachers any of the group's
     regimes needs (none when no regime needs one).
     """
-    from ddlib.core.config import PROFILES
-    from ddlib.engine.regimes import REGIMES
-    from ddlib.run.runner import validate
-    from ddlib.methods.build import build_key
-
     resolved = [validate(c) for c in cfgs]
     group = lambda r: (r.dataset, r.profile, str(dict(r.hparams).get("teacher_ckpt") or ""))  # noqa: E731
     need: Dict[tuple, int] = {}
@@ -118,16 +121,11 @@ class _TaskStore(Store):
 
 
 def _setup(threads: float) -> None:
-    import torch
-
     torch.set_num_threads(max(1, int(threads)))
 
 
 def _run_task(cfg: RunConfig, root: str, device: str, threads: float, *after):
     """Ray task: run ``cfg``; returns (key, row or None, error or None). ``after``: dependencies."""
-    from ddlib.run.grid import error_text
-    from ddlib.run.runner import run
-
     _setup(threads)
     try:
         row, _ = run(cfg, _TaskStore(root), device=device, quiet=True)
@@ -139,11 +137,6 @@ def _run_task(cfg: RunConfig, root: str, device: str, threads: float, *after):
 def _teachers_task(dataset: str, profile: str, n: int, checkpoint: str, root: str, device: str,
                    threads: float) -> Optional[str]:
     """Ray task: train (or find) the first ``n`` teachers; returns an error or None."""
-    from ddlib.core.config import PROFILES
-    from ddlib.data import load
-    from ddlib.run.grid import error_text
-    from ddlib.engine.teachers import get_teachers
-
     _setup(threads)
     try:
         prof = PROFILES.get(profile)
@@ -157,7 +150,7 @@ def _teachers_task(dataset: str, profile: str, n: int, checkpoint: str, root: st
 def _connect(opts: RayOptions):
     """Import and initialise Ray; returns (ray module, whether this call started it)."""
     try:
-        import ray
+        import ray  # lazy: an optional dependency, needed only when a grid runs on Ray
     except ImportError:
         raise DDLibError("--ray needs the ray package: pip install -r requirements.txt") from None
     if ray.is_initialized():
@@ -175,8 +168,6 @@ def _connect(opts: RayOptions):
 
 def _reachable(address: str, timeout: float = 10.0) -> None:
     """Fail fast on a host:port nobody listens on (ray.init would retry for minutes)."""
-    import socket
-
     if address in ("auto", "local") or "://" in address or ":" not in address:
         return
     host, port = address.rsplit(":", 1)

@@ -1,29 +1,45 @@
-"""One run end to end: config -> condensed set -> training -> evaluation -> row.
+"""One run end to end, in three visible parts: prepare -> fit -> finish.
 
-The condensed set comes from :mod:`ddlib.methods.build` (cached by its build
-key).  A row already in the store is returned as is, never recomputed.
+* :func:`prepare` turns a config into a :class:`RunPlan`: the data split, the
+  condensed set (from :mod:`ddlib.methods.build`, cached by its build key),
+  the label regime, the teachers (cached), the student's initial weights on
+  the device, and the learning rate it trains with.
+* :func:`fit_plan` trains the plan's student (:func:`ddlib.engine.train.fit`).
+* :func:`finish` evaluates the trained student (test and val), adds the cost
+  of the relabelling to the set's, and stores the row.
+
+:func:`run` is those three for one config, after a store lookup: a row already
+in the store is returned as is, never recomputed.  :mod:`ddlib.run.many` runs
+several plans' fits together (threads on CPU, ``vmap`` elsewhere) between the
+same ``prepare`` and ``finish``; under torchrun the plan carries the process
+group and ``fit_plan`` trains data-parallel.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import logging
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
+import torch.nn as nn
 
 from ddlib import __version__
-from ddlib.core.config import PROFILES, PROTOCOLS, RunConfig
+from ddlib.core.config import PROFILES, PROTOCOLS, Profile, Protocol, RunConfig
+from ddlib.core.cost import Cost
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import pick_device, stream_seed
 from ddlib.core.store import Store
-from ddlib.data import load
+from ddlib.data import Split, load
 from ddlib.data.sources import SOURCES
+from ddlib.engine.batched import FitArgs
+from ddlib.engine.distributed import DistInfo
 from ddlib.engine.models import MODELS, create_model
-from ddlib.engine.regimes import REGIMES, create_regime
+from ddlib.engine.regimes import REGIMES, Regime, create_regime
 from ddlib.engine.teachers import get_teachers
-from ddlib.engine.train import evaluate, fit
+from ddlib.engine.train import FitResult, evaluate, fit
 from ddlib.methods.build import build_key, condensed_set, method_family
 from ddlib.methods.context import check_ipc
 
@@ -50,19 +66,92 @@ def git_commit() -> str:
         return "unknown"
 
 
-def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] = None,
-        quiet: bool = True, fit_fn=None) -> Tuple[Dict, bool]:
-    """Run (or reuse) one config; returns (row, reused).
+def error_text(e: BaseException) -> str:
+    """One line for a failed run (the grids' failures table): a DDLibError's message, else 'Type: message'."""
+    return str(e) if isinstance(e, DDLibError) else f"{type(e).__name__}: {e}"
 
-    ``fit_fn`` replaces :func:`ddlib.engine.train.fit` (same signature and result):
-    :func:`ddlib.engine.batched.run_many` uses it to train several runs together.
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything one run needs to train and to be finished into a row.
+
+    The fields are fixed once prepared; ``model`` is the one thing that
+    changes (trained in place by :func:`fit_plan`, or by a multi-model fit),
+    and ``regime`` is prepared by the fit.
+
+    Attributes:
+        cfg: the config as given (its key is the row's key).
+        r: the resolved config (profile defaults filled in, names checked).
+        key: ``cfg.key()``.
+        store: where the set and teachers are cached and the row goes.
+        device: where the student trains.
+        profile: ``r.profile``'s :class:`Profile`.
+        split: the data (train pool, val, test) on ``device``.
+        images, labels: the condensed set on ``device``.
+        cost: what building the set cost (the relabelling is added by :func:`finish`).
+        extras: what the builder stored with the set (learnt lrs, init state, ...).
+        regime: the label regime instance (one per run).
+        teachers: the regime's teachers (empty when it needs none).
+        teacher_arch: the teachers' architecture.
+        model: the student, initialised from the run's seed, on ``device``.
+        protocol: the training protocol.
+        lr: the initial learning rate (the protocol's, or one the distiller learnt).
+        lr_schedule: learnt per-step learning rates to replay (DD), else None.
+        quiet: no progress bars.
+        dist: the torchrun process group (:class:`ddlib.engine.distributed.DistInfo`), or None.
+    """
+
+    cfg: RunConfig
+    r: RunConfig
+    key: str
+    store: Store
+    device: torch.device
+    profile: Profile
+    split: Split
+    images: torch.Tensor
+    labels: torch.Tensor
+    cost: Cost
+    extras: dict
+    regime: Regime
+    teachers: List[nn.Module]
+    teacher_arch: str
+    model: nn.Module
+    protocol: Protocol
+    lr: float
+    lr_schedule: Optional[torch.Tensor]
+    quiet: bool = True
+    dist: Optional[DistInfo] = None
+
+    @property
+    def fit_args(self) -> FitArgs:
+        """The arguments of this run's :func:`ddlib.engine.train.fit` call (without ``dist``)."""
+        r = self.r
+        return FitArgs(self.model, self.images, self.labels, regime=self.regime, teachers=self.teachers,
+                       budget=r.budget, pool_size=len(self.split.train_y), protocol=self.protocol,
+                       lr=self.lr, seed=r.seed, quiet=self.quiet,
+                       desc=f"{r.method} ipc={r.ipc} {r.regime} B={r.budget:g}",
+                       cache=(self.store, build_key(r)), lr_schedule=self.lr_schedule,
+                       schedule_chunks=int(self.extras.get("steps", 1)))
+
+    def describe(self) -> str:
+        r = self.r
+        return (f"training {r.model} on {r.dataset}/{r.method} ipc={r.ipc} regime={r.regime} "
+                f"budget={r.budget:g} seed={r.seed}")
+
+
+def prepare(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] = None,
+            quiet: bool = True, dist: Optional[DistInfo] = None) -> RunPlan:
+    """Config -> plan: data, condensed set (built or cached), regime, teachers, initial student.
+
+    Args:
+        cfg: the run (validated here; the store is not looked up).
+        store: results and artifact store (default: ``$DDLIB_HOME``).
+        device: where to train ("cpu", "cuda", ...; default :func:`ddlib.core.seeding.pick_device`).
+        quiet: no progress bars.
+        dist: the torchrun process group the fit is split across, or None.
     """
     store = store or Store()
     r = validate(cfg)
-    key = cfg.key()
-    hit = store.get(key)
-    if hit is not None:
-        return hit, True
     prof = PROFILES.get(r.profile)
     dev = pick_device(device)
     split = load(r.dataset, prof, dev)
@@ -85,6 +174,8 @@ def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] 
     regime = create_regime(r.regime)
     # a set built against its own teacher (sre2l's BN teacher) is relabelled by that teacher
     teacher_arch = str(extras.get("teacher_arch", "")) or prof.teacher_model
+    # under torchrun the teachers train data-parallel; get_teachers finds the process
+    # group itself (ddlib.engine.distributed.current()), which is ``dist`` here
     teachers, _ = get_teachers(split, prof, store, regime.n_teachers(prof), quiet=quiet,
                                checkpoint=dict(r.hparams).get("teacher_ckpt"), arch=teacher_arch)
     m = split.meta
@@ -96,29 +187,60 @@ def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] 
         except RuntimeError:
             raise DDLibError(f"the {r.method} set was learnt for another network than {r.model}; "
                              f"distil it with model={r.model}") from None
-    log.info("training %s on %s/%s ipc=%d regime=%s budget=%g seed=%d", r.model, r.dataset, r.method,
-             r.ipc, r.regime, r.budget, r.seed)
-    res = (fit_fn or fit)(model, images.to(dev), labels.to(dev), regime=regime, teachers=teachers,
-                          budget=r.budget, pool_size=len(split.train_y), protocol=protocol, lr=lr,
-                          seed=r.seed, quiet=quiet, desc=f"{r.method} ipc={r.ipc} {r.regime} B={r.budget:g}",
-                          cache=(store, build_key(r)), lr_schedule=schedule,
-                          schedule_chunks=int(extras.get("steps", 1)))
-    cost = cost + regime.label_cost(len(images), res.samples_seen)  # the relabel is construction
+    return RunPlan(cfg, r, cfg.key(), store, dev, prof, split, images.to(dev), labels.to(dev), cost, extras,
+                   regime, teachers, teacher_arch, model, protocol, lr, schedule, quiet, dist)
+
+
+def fit_plan(plan: RunPlan) -> FitResult:
+    """Train the plan's student in place (data-parallel when the plan carries a process group)."""
+    log.info("%s", plan.describe())
+    a = plan.fit_args
+    return fit(a.model, a.images, a.labels, dist=plan.dist, **a.options())
+
+
+def finish(plan: RunPlan, res: FitResult) -> Dict:
+    """Plan + fit result -> the stored row: test and val accuracy, costs, provenance."""
+    r, regime, images = plan.r, plan.regime, plan.images
+    m = plan.split.meta
+    cost = plan.cost + regime.label_cost(len(images), res.samples_seen)  # the relabel is construction
     row = {
-        "key": key, "dataset": r.dataset, "method": r.method, "family": method_family(r.method),
+        "key": plan.key, "dataset": r.dataset, "method": r.method, "family": method_family(r.method),
         "ipc": r.ipc, "regime": r.regime, "budget": r.budget, "seed": r.seed, "profile": r.profile,
         "model": r.model, "protocol": r.protocol,
-        "accuracy": evaluate(model, split.test_x, split.test_y),
-        "val_accuracy": evaluate(model, split.val_x, split.val_y),
+        "accuracy": evaluate(plan.model, plan.split.test_x, plan.split.test_y),
+        "val_accuracy": evaluate(plan.model, plan.split.val_x, plan.split.val_y),
         "steps": res.steps, "samples_seen": res.samples_seen, "train_seconds": res.seconds,
         "build_seconds": cost.seconds, "build_peak_mem_mb": cost.peak_mem_mb, "build_fwd": cost.fwd,
         "build_bwd": cost.bwd,
         "label_bytes": cost.label_bytes + regime.label_bytes(len(images), m.num_classes, res.samples_seen),
-        "device": str(dev.type), "teacher_model": teacher_arch if regime.n_teachers(prof) or "teacher_arch" in extras else "",
-        "eval_lr": r.eval_lr, "lr": lr, "engine": res.engine,
+        "device": str(plan.device.type),
+        "teacher_model": plan.teacher_arch if regime.n_teachers(plan.profile) or "teacher_arch" in plan.extras
+        else "",
+        "eval_lr": r.eval_lr, "lr": plan.lr, "engine": res.engine,
         "version": __version__, "git_commit": git_commit(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "config_json": r.as_dict(),
     }
-    store.put(row)
-    return row, False
+    plan.store.put(row)
+    return row
+
+
+def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] = None,
+        quiet: bool = True, dist: Optional[DistInfo] = None) -> Tuple[Dict, bool]:
+    """Run (or reuse) one config; returns (row, reused).
+
+    Args:
+        cfg: the run.
+        store: results store (default: ``$DDLIB_HOME``).
+        device: where to train (default: :func:`ddlib.core.seeding.pick_device`).
+        quiet: no progress bars.
+        dist: under torchrun, this process's :class:`ddlib.engine.distributed.DistInfo`
+            (every rank calls ``run``; the fit is split across them).
+    """
+    store = store or Store()
+    validate(cfg)
+    hit = store.get(cfg.key())
+    if hit is not None:
+        return hit, True
+    plan = prepare(cfg, store, device=device, quiet=quiet, dist=dist)
+    return finish(plan, fit_plan(plan)), False

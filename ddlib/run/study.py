@@ -17,8 +17,12 @@ from tqdm import tqdm
 
 from ddlib.core.config import PROFILES, RunConfig
 from ddlib.core.registry import DDLibError
-from ddlib.run.runner import run, validate
+from ddlib.core.seeding import pick_device
 from ddlib.core.store import Store
+from ddlib.data import load
+from ddlib.methods.build import build_key
+from ddlib.run.many import run_many
+from ddlib.run.runner import run, validate
 
 log = logging.getLogger("ddlib")
 
@@ -47,6 +51,8 @@ class Study:
                     hparams: Optional[dict] = None, chapter: str = "") -> "Study":
         """Fill empty parameters from the chapter's grid (:mod:`ddlib.chapters.grids`), then
         the profile's defaults, and validate every name."""
+        # lazy, and an upward import (run -> chapters) the layer contract flags:
+        # the chapters' grids should reach Study from the chapter layer instead
         from ddlib.chapters.grids import chapter_grid
 
         p = PROFILES.get(profile)
@@ -81,25 +87,22 @@ class Study:
         """Run every missing grid point (reusing stored ones); the grid's rows as a frame.
 
         ``batch_seeds``: train the missing runs that differ only in their seed
-        together (:func:`ddlib.engine.batched.run_many`; their ``train_seconds`` is the
+        together (:func:`ddlib.run.many.run_many`; their ``train_seconds`` is the
         group's time / its size).  Default: on CPU only, where concurrent
         single-threaded runs pay (benchmarks/README.md); ``fit_many``, the
         CUDA path, is tested but its speed there not yet measured.
         """
-        from ddlib.engine.batched import run_many
-        from ddlib.core.seeding import pick_device
-
         store = store or Store()
         cfgs = self.configs()
         log.info("study: %d runs on profile %s, results in %s", len(cfgs), self.profile, store.db_path)
-        keys, reused = [], 0
+        keys, computed = [], 0
         if batch_seeds if batch_seeds is not None else pick_device().type == "cpu":
-            reused -= run_many(cfgs, store)  # those rows are found by the loop below
+            computed += run_many(cfgs, store)  # the loop below finds these rows stored
         for cfg in tqdm(cfgs, desc="study", disable=quiet):
             row, hit = run(cfg, store, quiet=True)
             keys.append(row["key"])
-            reused += hit
-        log.info("study: %d computed, %d reused", len(cfgs) - reused, reused)
+            computed += not hit
+        log.info("study: %d computed, %d reused", computed, len(cfgs) - computed)
         df = store.frame()
         df = df[df["key"].isin(keys)].reset_index(drop=True)
         df["variant"] = [f"{m} ({self.variant()})" if self.hparams else m for m in df["method"]]
@@ -126,9 +129,6 @@ class Study:
         the grid's first) and ``seed`` (default: the first); pixels are mapped
         back from the dataset's normalisation and clipped.
         """
-        from ddlib.data import load
-        from ddlib.methods.build import build_key
-
         store = store or Store()
         r = validate(RunConfig(self.dataset, method or self.methods[0], int(ipc or self.ipcs[0]), self.regimes[0],
                                self.budgets[0], self.seeds[0] if seed is None else int(seed),
@@ -153,8 +153,6 @@ def lr_table(studies: Sequence[Study], store: Optional[Store] = None) -> pd.Data
     One row per (variant, seed), one column per GD step; studies whose sets
     carry no learnt lrs are left out.
     """
-    from ddlib.methods.build import build_key
-
     store = store or Store()
     rows = []
     for st in studies:
@@ -173,8 +171,6 @@ def lr_table(studies: Sequence[Study], store: Optional[Store] = None) -> pd.Data
 
 def full_pool_ipc(profile: str, dataset: str = "") -> int:
     """The largest class-balanced IPC of the profile's train pool (the "full data" set)."""
-    from ddlib.data import load
-
     p = PROFILES.get(profile)
     y = load(dataset or p.dataset, p).train_y
     return int(torch.bincount(y).min())

@@ -1,0 +1,106 @@
+"""Many runs at once: the missing runs of a grid, prepared one by one, trained together, finished one by one.
+
+Each run goes through :func:`ddlib.run.runner.prepare` and
+:func:`ddlib.run.runner.finish` exactly as a one-by-one :func:`ddlib.run.runner.run`;
+only the fits in between run side by side, with the engine's multi-model fits
+(:mod:`ddlib.engine.batched`):
+
+* on CPU (:data:`CPU_THREADS`) any runs train as concurrent single-threaded
+  fits (:func:`ddlib.engine.batched.fit_threads`), longest budgets first and
+  :data:`THREAD_CHUNK` at a time, so the store is written after every chunk;
+* elsewhere, groups of >= 2 runs sharing every field but ``seed`` train as one
+  :func:`ddlib.engine.batched.fit_many`.
+
+Each stored row means what it means for a one-by-one run, except
+``train_seconds``: the group's training wall time divided by its size.  Runs
+that cannot train together (regimes outside :data:`BATCHED_REGIMES`; learnt
+lr schedules, batch norm or different teachers for ``fit_many``) are left to
+the caller's one-by-one loop.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Dict, List, Sequence
+
+from ddlib.core.config import RunConfig
+from ddlib.core.seeding import pick_device
+from ddlib.core.store import Store
+from ddlib.engine.batched import can_batch, fit_many, fit_threads
+from ddlib.engine.regimes import module_hash
+from ddlib.run import runner
+from ddlib.run.runner import RunPlan, validate
+
+# regimes trained together here; slkd_stored (a relabel pass and its per-view
+# logits per run) keeps the one-by-one path, as before the prepare/finish split
+BATCHED_REGIMES = ("hl", "sl", "slkd", "mt")
+# on CPU, groups run as concurrent single-threaded fits (fit_many's grouped
+# convolutions are slower there: benchmarks/README.md)
+CPU_THREADS = True
+# runs trained side by side per chunk on CPU; the store is written after each chunk
+THREAD_CHUNK = 8
+
+log = logging.getLogger("ddlib")
+
+
+def run_many(cfgs: Sequence[RunConfig], store: Store, *, quiet: bool = True) -> int:
+    """Compute the missing runs of ``cfgs`` several at a time; returns how many were stored.
+
+    Runs already stored, and runs that cannot train together, are left alone
+    (see the module docstring); the caller runs what is still missing one by one.
+    """
+    pending: Dict[str, RunConfig] = {}
+    for cfg in cfgs:
+        key = cfg.key()
+        if key not in pending and store.get(key) is None:
+            pending[key] = cfg
+    todo = list(pending.values())
+    if CPU_THREADS and pick_device().type == "cpu":
+        todo.sort(key=lambda c: -c.budget)  # longest first: chunks of similar length
+        return sum(_train_and_store(todo[i:i + THREAD_CHUNK], store, quiet, threads=True)
+                   for i in range(0, len(todo), THREAD_CHUNK))
+    groups: Dict[str, List[RunConfig]] = {}
+    for cfg in todo:
+        groups.setdefault(dataclasses.replace(cfg, seed=0).key(), []).append(cfg)
+    return sum(_train_and_store(g, store, quiet, threads=False) for g in groups.values() if len(g) >= 2)
+
+
+def _compatible(plans: Sequence[RunPlan]) -> bool:
+    """Whether ``plans`` can train as one :func:`fit_many` (everything but the seed and the set shared)."""
+    first = plans[0].fit_args
+    if any(p.lr_schedule is not None for p in plans):
+        return False
+    same = ("budget", "pool_size", "protocol", "lr")
+    args = [p.fit_args for p in plans]
+    if any(any(getattr(a, s) != getattr(first, s) for s in same) for a in args[1:]):
+        return False
+    th = [module_hash(t) for t in first.teachers]
+    if any([module_hash(t) for t in a.teachers] != th for a in args[1:]):
+        return False
+    models = [p.model for p in plans]
+    return can_batch(models) and len({q.device for m in models for q in m.parameters()}) == 1
+
+
+def _train_and_store(cfgs: Sequence[RunConfig], store: Store, quiet: bool, *, threads: bool) -> int:
+    """Prepare ``cfgs``, train them together, finish (store) each; how many were stored."""
+    batchable = [c for c in cfgs if validate(c).regime in BATCHED_REGIMES]
+    if not batchable or (not threads and len(batchable) != len(cfgs)):
+        return 0
+    plans = [runner.prepare(c, store, quiet=quiet) for c in batchable]
+    if threads:
+        for p in plans:
+            log.info("%s", p.describe())
+        results = fit_threads([p.fit_args for p in plans])
+    else:
+        if not _compatible(plans):
+            return 0
+        for p in plans:
+            log.info("%s", p.describe())
+        a = plans[0].fit_args
+        results = fit_many([p.model for p in plans], [p.images for p in plans], [p.labels for p in plans],
+                           regimes=[p.regime for p in plans], teachers=a.teachers, budget=a.budget,
+                           pool_size=a.pool_size, protocol=a.protocol, seeds=[p.r.seed for p in plans],
+                           lr=a.lr, caches=[p.fit_args.cache for p in plans])
+    for p, res in zip(plans, results):
+        runner.finish(p, res)
+    return len(plans)

@@ -1,0 +1,93 @@
+"""A run in three parts (ddlib.run.runner: prepare -> fit_plan -> finish) and many runs at once (ddlib.run.many)."""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import pytest
+import torch
+
+import ddlib.run.many
+import ddlib.run.runner as runner
+from ddlib.core.config import PROFILES, RunConfig
+from ddlib.core.store import Store
+from ddlib.run.study import Study
+
+# what two computations of one run may differ in: wall times and the moment
+VARYING = ("train_seconds", "created")
+
+
+@pytest.fixture
+def fast_smoke(fast_teacher_profile, monkeypatch):
+    """RunConfigs naming ``smoke`` get the 1-epoch-teacher profile (no 40-epoch teachers in tests)."""
+    monkeypatch.setitem(PROFILES._items, "smoke", fast_teacher_profile)
+    return fast_teacher_profile
+
+
+def _shared_artifacts(tmp_path, *names):
+    """Stores with their own rows but one artifact cache (the set and teachers are built once)."""
+    stores = [Store(tmp_path / n) for n in names]
+    (tmp_path / "artifacts").mkdir()
+    for n in names:
+        (tmp_path / n / "artifacts").symlink_to(tmp_path / "artifacts")
+    return stores
+
+
+def test_prepare_fit_finish_is_run(tmp_path, fast_smoke):
+    cfg = RunConfig("digits", "random", 10, "slkd", 0.2, 1, "smoke")
+    one, parts = _shared_artifacts(tmp_path, "one", "parts")
+    row, reused = runner.run(cfg, one)
+    assert not reused
+    plan = runner.prepare(cfg, parts)
+    assert plan.key == cfg.key() and plan.r == runner.validate(cfg) and len(plan.teachers) == 1
+    assert parts.get(cfg.key()) is None  # prepare stores no row
+    row2 = runner.finish(plan, runner.fit_plan(plan))
+    assert parts.get(cfg.key()) is not None
+    assert {k: v for k, v in row.items() if k not in VARYING} == \
+        {k: v for k, v in row2.items() if k not in VARYING}
+    assert runner.run(cfg, parts) == (parts.get(cfg.key()), True)  # now stored: reused, not recomputed
+
+
+@pytest.mark.parametrize("cpu_threads", [True, False])
+def test_study_prepares_every_missing_run_once(tmp_path, fast_smoke, monkeypatch, caplog, cpu_threads):
+    """run_many prepares, trains and finishes each run once (no run replayed); the one-by-one
+    loop does only what run_many left (slkd_stored); the study's counts are the real ones."""
+    monkeypatch.setattr(ddlib.run.many, "CPU_THREADS", cpu_threads)  # False: fit_many on CPU too
+    prepared, real = Counter(), runner.prepare
+    monkeypatch.setattr(runner, "prepare", lambda cfg, *a, **k: prepared.update([cfg.regime]) or real(cfg, *a, **k))
+    keys = Counter()
+    real_finish = runner.finish
+    monkeypatch.setattr(runner, "finish", lambda plan, res: keys.update([plan.key]) or real_finish(plan, res))
+    s = Study.from_params("smoke", methods=["random"], ipcs=[10], regimes=["hl", "slkd_stored"], budgets=[0.2],
+                          seeds=[0, 1])
+    store = Store(tmp_path / "h")
+    with caplog.at_level(logging.INFO, logger="ddlib"):
+        df = s.run(store, quiet=True, batch_seeds=True)
+    assert len(df) == 4
+    assert prepared == {"hl": 2, "slkd_stored": 2}  # each run prepared once: no second call
+    assert sorted(keys.values()) == [1, 1, 1, 1] and set(keys) == {c.key() for c in s.configs()}
+    assert "study: 4 computed, 0 reused" in caplog.text
+    # the seed pair of hl trained together: one group time; slkd_stored one by one
+    hl = df[df["regime"] == "hl"]
+    assert hl["train_seconds"].nunique() == 1
+    assert set(hl["engine"]) == {"vmap"} if not cpu_threads else "vmap" not in set(hl["engine"])
+    caplog.clear()
+    prepared.clear()
+    with caplog.at_level(logging.INFO, logger="ddlib"):
+        s.run(store, quiet=True, batch_seeds=True)
+    assert not prepared and "study: 0 computed, 4 reused" in caplog.text
+
+
+def test_thread_chunks_take_longest_budgets_first(tmp_path, monkeypatch):
+    """On CPU, missing runs go in chunks of THREAD_CHUNK, longest budget first; stored runs are skipped."""
+    monkeypatch.setattr(ddlib.run.many, "THREAD_CHUNK", 2)
+    monkeypatch.setattr(ddlib.run.many, "CPU_THREADS", True)
+    monkeypatch.setattr(ddlib.run.many, "pick_device", lambda *a: torch.device("cpu"))
+    chunks = []
+    monkeypatch.setattr(ddlib.run.many, "_train_and_store",
+                        lambda cfgs, store, quiet, threads: chunks.append([c.budget for c in cfgs]) or len(cfgs))
+    s = Study.from_params("smoke", methods=["random"], ipcs=[10], regimes=["hl"], budgets=[0.2, 0.6, 0.4],
+                          seeds=[0])
+    store = Store(tmp_path / "h")
+    assert ddlib.run.many.run_many(s.configs() + s.configs(), store) == 3  # duplicates count once
+    assert chunks == [[0.6, 0.4], [0.2]]

@@ -13,7 +13,8 @@ import torch
 
 import ddlib
 import ddlib.methods.build as build
-from ddlib.core.config import GRID_FIELDS, PROFILES, DDDefaults, Profile, RunConfig, profile_digest
+from ddlib.core.config import (GRID_FIELDS, METHOD_DEFAULT_FIELDS, PROFILES, DDDefaults, Profile, RunConfig,
+                               profile_digest)
 from ddlib.core.store import Store
 from ddlib.methods.build import build_key, condensed_set
 
@@ -140,3 +141,8 @@ def test_the_name_check_finds_a_comparison(tmp_path):
     bad.write_text('def f(prof):\n    return 3 if prof.name == "paper" else 1\n'
                    'def g(prof):\n    return prof.name in ("smoke", "x")\n')
     assert _name_comparisons(bad, {"paper", "smoke"}) == [f"{bad}:2", f"{bad}:4"]
+
+
+def test_method_default_fields_are_listed(smoke_profile):
+    held = {f.name for f in dataclasses.fields(Profile) if dataclasses.is_dataclass(getattr(smoke_profile, f.name))}
+    assert held == set(METHOD_DEFAULT_FIELDS)

@@ -254,6 +254,8 @@ class Profile:
 
 #: fields that only choose what a notebook runs (or name the profile): never hashed
 GRID_FIELDS = ("name", "dataset", "ipcs", "budgets", "seeds", "methods", "regimes")
+#: fields holding one method family's defaults (a frozen dataclass each)
+METHOD_DEFAULT_FIELDS = ("mtt", "gradient_matching", "dd", "scores")
 
 
 def profile_settings(prof: Profile) -> dict:

@@ -224,7 +224,7 @@ class Profile:
         mtt: :class:`MTTDefaults`.
         gradient_matching: :class:`GradientMatchingDefaults` (dc, dsa).
         dd: :class:`DDDefaults`.
-        scores: :class:`ScoreDefaults` (el2n, forgetting, ccs).
+        scores: :class:`ScoreDefaults` (el2n, forgetting, ccs, cad_prune).
     """
 
     name: str

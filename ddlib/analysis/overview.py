@@ -13,7 +13,7 @@ from typing import Optional
 import altair as alt
 import pandas as pd
 
-from ddlib.core.config import PROFILES, PROTOCOLS
+from ddlib.core.config import METHOD_DEFAULT_FIELDS, PROFILES, PROTOCOLS
 from ddlib.core.registry import DDLibError
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
@@ -25,6 +25,8 @@ def profiles_table() -> pd.DataFrame:
     for name in PROFILES.names():
         d = asdict(PROFILES.get(name))
         d.pop("name")
+        for f in METHOD_DEFAULT_FIELDS:  # per-method defaults: each method's own table, not this one
+            d.pop(f)
         cols[name] = {k: ", ".join(map(str, v)) if isinstance(v, tuple) else
                       ("whole split" if v is None else str(v)) for k, v in d.items()}
     return pd.DataFrame(cols)

@@ -11,7 +11,7 @@ from typing import Tuple
 import torch
 
 from ddlib import __version__
-from ddlib.core.config import PROFILES, RunConfig, config_hash
+from ddlib.core.config import PROFILES, RunConfig, config_hash, profile_digest
 from ddlib.core.cost import Cost, Meter
 from ddlib.core.registry import DDLibError
 from ddlib.core.store import Store
@@ -40,9 +40,15 @@ def uses_budget(method: str) -> bool:
 
 
 def build_key(r: RunConfig) -> str:
-    """Cache key of a condensed set: no regime, and no budget unless the method uses it."""
+    """Cache key of a condensed set: no regime, and no budget unless the method uses it.
+
+    The profile enters by its contents (:func:`profile_digest`: pool, models,
+    iterations, each method's defaults), not by its name, so editing a setting
+    rebuilds the set and two profiles with the same settings share it.
+    """
     cfg = {"dataset": r.dataset, "method": r.method, "ipc": r.ipc, "seed": r.seed,
-           "profile": r.profile, "hparams": dict(r.hparams), "version": __version__}
+           "profile_settings": profile_digest(PROFILES.get(r.profile)),
+           "hparams": dict(r.hparams), "version": __version__}
     if uses_budget(r.method):
         cfg["budget"] = r.budget
     return config_hash(cfg)

@@ -24,8 +24,9 @@ pool under the profile's protocol, without augmentation:
   them as forgotten infinitely often.
 
 Scores are cached as artifact kind ``"scores"`` under a hash of {kind, dataset,
-pool size, a fingerprint of the pool's labels, profile, scorer arch, protocol,
-epochs, n_models, seed, version};
+pool size, a fingerprint of the pool's pixels and labels, scorer arch, protocol,
+epochs, n_models, seed, version}: everything the scores depend on, with the
+profile's defaults resolved (not its name);
 the artifact holds ``{"scores", "cost", "config"}``.  :func:`get_scores` always
 charges the recorded cost to ``ctx.meter``, whether it computed or loaded the
 scores, so every coreset built on them pays for them (and the wall time spent
@@ -97,10 +98,13 @@ def default_epochs(kind: str, profile) -> int:
 
 
 def default_n_models(kind: str, profile) -> int:
-    """EL2N: 10 on ``paper`` (the data-diet average), 3 elsewhere; forgetting: 5 on ``paper``, 1 elsewhere."""
-    if kind == "el2n":
-        return 10 if profile.name == "paper" else 3
-    return 5 if profile.name == "paper" else 1
+    """The profile's ``scores`` count for ``kind``.
+
+    EL2N: 10 on ``paper`` (the data-diet average), 3 elsewhere; forgetting: 5 on
+    ``paper``, 1 elsewhere.
+    """
+    d = profile.scores
+    return d.el2n_models if kind == "el2n" else d.forgetting_models
 
 
 def selector_scores(kind: str, train, ctx, seed: int, hp: Dict) -> Tuple[torch.Tensor, Dict]:
@@ -182,7 +186,7 @@ def score_config(kind: str, train, ctx, *, seed: int, epochs=None, n_models=None
     prof = ctx.profile
     return {"kind": kind, "dataset": train.meta.name, "pool": len(train.train_y),
             "data": train.meta.fingerprint,
-            "profile": prof.name, "arch": prof.model, "protocol": prof.protocol,
+            "arch": prof.model, "protocol": prof.protocol,
             "epochs": int(epochs or default_epochs(kind, prof)),
             "n_models": int(n_models or default_n_models(kind, prof)),
             "seed": int(seed), "version": __version__}

@@ -34,15 +34,16 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from ddlib.core.config import nearest_ipc
 from ddlib.engine import augment as aug
 from ddlib.engine.models import create_model
 from ddlib.core.seeding import generator, stream_seed
 from ddlib.methods.distill import real_init, register
 
-# (outer_loop, inner_loop) of the paper / reference ``get_loops`` at IPC 1, 10, 50
+# (outer_loop, inner_loop) of the paper / reference ``get_loops`` at IPC 1, 10, 50; a
+# profile divides them by its ``gradient_matching.loop_divisor`` and sets the iterations
+# (:class:`ddlib.core.config.GradientMatchingDefaults`, part of the cache keys).
 PAPER_LOOPS = {1: (1, 1), 10: (10, 50), 50: (50, 10)}
-CPU_LOOP_DIVISOR = 5  # profiles other than ``paper`` run loops // 5 (at least 1)
-PAPER_ITERS = 1000    # the paper's outer iterations
 BN_PER_CLASS = 16     # real images per class that set batch-norm statistics
 
 
@@ -83,8 +84,7 @@ def paper_loops(ipc: int, divisor: int = 1) -> tuple[int, int]:
     Nearest by absolute difference, ties to the smaller IPC (2-5 -> 1, 6-30 -> 10,
     31+ -> 50); each count is at least 1 after dividing.
     """
-    key = min(PAPER_LOOPS, key=lambda n: (abs(n - ipc), n))
-    return tuple(max(1, v // divisor) for v in PAPER_LOOPS[key])
+    return tuple(max(1, v // divisor) for v in nearest_ipc(tuple(PAPER_LOOPS.items()), ipc))
 
 
 def _sample(ix: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
@@ -156,11 +156,13 @@ def match_gradients(train, ipc: int, *, seed: int, ctx, strategy: str = "", iter
             and the synthetic images of a class share one drawn op and one
             parameter row per outer step (siamese), and the inner loop
             augments each synthetic sample independently, as the reference.
-        iters: iterations, each with a fresh network; 0 = 1000 on the
-            ``paper`` profile, else ``max(1, profile.synth_iters // 5)``.
+        iters: iterations, each with a fresh network; 0 = the profile's
+            ``gradient_matching.iters`` (1000 on ``paper``), or when that is 0
+            ``max(1, synth_iters // loop_divisor)`` (smoke, default: // 5).
         outer_loop: image updates per network; 0 = the paper's for the
-            nearest IPC of 1/10/50 (see :func:`paper_loops`), divided by 5
-            (at least 1) on every profile but ``paper``.
+            nearest IPC of 1/10/50 (see :func:`paper_loops`), divided by the
+            profile's ``gradient_matching.loop_divisor`` (1 on ``paper``, else 5;
+            at least 1).
         inner_loop: network epochs on ``S`` between image updates; 0 = as ``outer_loop``.
         lr_img: SGD learning rate on pixels (momentum 0.5).
         lr_net: SGD learning rate of the inner loop (momentum 0.5).
@@ -174,9 +176,9 @@ def match_gradients(train, ipc: int, *, seed: int, ctx, strategy: str = "", iter
         class and outer step), ``final_loss`` and the loop counts used.
     """
     prof, m = ctx.profile, train.meta
-    paper = prof.name == "paper"
-    iters = iters or (PAPER_ITERS if paper else max(1, prof.synth_iters // CPU_LOOP_DIVISOR))
-    outer, inner = paper_loops(ipc, 1 if paper else CPU_LOOP_DIVISOR)
+    gm = prof.gradient_matching
+    iters = iters or gm.iters or max(1, prof.synth_iters // gm.loop_divisor)
+    outer, inner = paper_loops(ipc, gm.loop_divisor)
     outer, inner = outer_loop or outer, inner_loop or inner
     batch_real = batch_real or prof.synth_batch_real
     arch = model or prof.synth_model

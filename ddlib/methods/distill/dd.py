@@ -21,7 +21,7 @@ parameterised (always positive) and start at 0.02, and both are updated by
 Adam (lr 0.01, betas (0.5, 0.999)) halved ten times over the run (the
 reference's StepLR of 0.5 every 40 of 400 epochs) on the ``paper`` profile;
 the CPU profiles, ~100x shorter, use a 10x larger Adam lr and start the step
-sizes at 0.05 (see :data:`CPU_ADAM_LR`).  The real batch of each iteration
+sizes at 0.05 (the profile's ``dd``, :class:`ddlib.core.config.DDDefaults`).  The real batch of each iteration
 holds ``batch_real`` images of every class.
 
 Two settings of the paper: ``init="fixed"`` learns the set for one
@@ -53,15 +53,12 @@ from ddlib.methods.distill import register
 
 PAPER_STEPS = 10   # distill_steps of the reference code
 PAPER_EPOCHS = 3   # distill_epochs
-LR_INIT = 0.02     # distill_lr: initial value of every learnt step size
-ADAM_LR = 0.01     # lr of the outer Adam on images and step sizes
 ADAM_BETAS = (0.5, 0.999)
 DECAYS = 10        # halvings of the outer lr over the run (400 epochs / 40)
-# Deviation for the CPU profiles, whose runs are ~100x shorter than the
-# reference's 400 epochs: a 10x larger outer Adam lr and a 2.5x larger initial
-# step size, without which the set and the step sizes barely move in 150 iterations.
-CPU_ADAM_LR = 0.1
-CPU_LR_INIT = 0.05
+# The initial step size and the outer Adam lr differ between profiles: they are the
+# profile's ``dd`` (:class:`ddlib.core.config.DDDefaults`, part of the cache keys):
+# the reference's 0.02 and 0.01 on ``paper``; 0.05 and 0.1 on the CPU profiles, whose
+# runs are ~100x shorter than the reference's 400 epochs (a documented deviation).
 
 
 def default_steps(ipc: int) -> int:
@@ -131,10 +128,10 @@ def distill_dd(train, ipc: int, *, seed: int, ctx, iters: int = 0, steps: int = 
         init: "fixed" (one seeded ``theta_0``) or "random" (a fresh one per iteration).
         images: "noise" (N(0, 1), as the paper) or "real" (random real images of
             each class, drawn with the ``synth`` stream).
-        lr_init: initial value of every step size (0 = 0.02 on the ``paper``
-            profile, as the reference, else :data:`CPU_LR_INIT`).
-        lr_img: Adam lr on the images (negative = 0.01 on ``paper``, else
-            :data:`CPU_ADAM_LR`); 0 keeps them fixed and learns only the step
+        lr_init: initial value of every step size (0 = the profile's
+            ``dd.lr_init``: 0.02 on ``paper``, as the reference, else 0.05).
+        lr_img: Adam lr on the images (negative = the profile's ``dd.adam_lr``:
+            0.01 on ``paper``, else 0.1); 0 keeps them fixed and learns only the step
             sizes (the paper's real-image baselines with learnt lrs).
         lr_lr: Adam lr on the raw (pre-softplus) step sizes (0 = as ``lr_img``'s default).
         batch_real: real images per class in each iteration's objective (0 =
@@ -161,10 +158,9 @@ def distill_dd(train, ipc: int, *, seed: int, ctx, iters: int = 0, steps: int = 
     if epochs < 1:
         raise DDLibError(f"dd: epochs must be >= 1, got {epochs}")
     iters = iters or prof.synth_iters
-    paper = prof.name == "paper"
-    lr_init = lr_init or (LR_INIT if paper else CPU_LR_INIT)
-    lr_img = lr_img if lr_img >= 0 else (ADAM_LR if paper else CPU_ADAM_LR)
-    lr_lr = lr_lr or (ADAM_LR if paper else CPU_ADAM_LR)
+    lr_init = lr_init or prof.dd.lr_init
+    lr_img = lr_img if lr_img >= 0 else prof.dd.adam_lr
+    lr_lr = lr_lr or prof.dd.adam_lr
     batch_real = batch_real or max(8, prof.synth_batch_real // 8)
     arch = model or prof.model
     k, device = train.num_classes, train.train_x.device

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from ddlib import __version__
 from ddlib.engine import augment as aug
-from ddlib.core.config import config_hash
+from ddlib.core.config import config_hash, nearest_ipc
 from ddlib.core.cost import Cost, Meter
 from ddlib.engine.models import create_model
 from ddlib.core.seeding import generator, stream_seed
@@ -49,25 +49,9 @@ log = logging.getLogger("ddlib")
 DSA_STRATEGY = "color_crop_cutout_scale_rotate"  # DSA's list without flip (digits, MNIST)
 EXPERT_SEED_BASE = 2000  # experts are shared by every run seed, like the teachers
 MIN_LR = 1e-6
-PAPER_ITERS = 5000       # reference ``--Iteration``
-PAPER_EXPERTS = 100      # reference ``buffer.py --num_experts``
-PAPER_EXPERT_EPOCHS = 50
-# (syn_steps, expert_epochs M, max_start_epoch, lr_lr) per IPC: the paper's CIFAR-10
-# settings as we recall its hyper-parameter table (not re-checked against the PDF here;
-# the reference repo's README shows only CIFAR-100 / ImageNet commands).  The paper has no
-# MNIST / Fashion-MNIST settings.  100 experts x 51 checkpoints of ConvNet-128 on 28x28
-# (~0.3 M parameters) are ~6 GB of float32: the ``paper`` profile needs that much host memory.
-PAPER_PER_IPC = {1: (50, 2, 2, 1e-7), 10: (30, 2, 20, 1e-5), 50: (30, 2, 40, 1e-5)}
-# Small CPU profiles: short unrolls from two short experts.  One iteration of 5 student
-# steps on 100 28x28 images costs ~1 s on a quiet 2-core CPU (convnet_d3w32,
-# benchmarks/distill_speed.py), so ``default`` runs synth_iters // 5 = 30 iterations.
-CPU_SETTINGS = {"n_experts": 2, "expert_epochs_total": 4, "syn_steps": 5, "expert_epochs": 1,
-                "max_start_epoch": 3}
-CPU_ITER_DIVISOR = 5
-PAPER_LR_IMG = 1000.0  # reference default (tuned for ZCA-whitened CIFAR)
-# On normalised digits, 1000 blows the images up within a few iterations and the learnt
-# lr collapses to MIN_LR; 100 lowers the matching loss steadily (measured, 20 iterations).
-CPU_LR_IMG = 100.0
+# Every default that differs between profiles (iterations, experts, lr_img, the
+# per-IPC unroll table) is the profile's ``mtt`` (:class:`ddlib.core.config.MTTDefaults`),
+# so it is part of the cache keys.
 
 
 def flat_params(net: nn.Module) -> torch.Tensor:
@@ -136,16 +120,21 @@ def get_experts(train, store, cfg: dict, quiet: bool = True) -> Tuple[torch.Tens
     return art["trajectories"], Cost(**art["cost"])
 
 
-def _defaults(prof, ipc: int) -> dict:
-    if prof.name == "paper":
-        key = min(PAPER_PER_IPC, key=lambda n: (abs(n - ipc), n))
-        steps, m_ep, start, lr_lr = PAPER_PER_IPC[key]
-        return {"iters": PAPER_ITERS, "n_experts": PAPER_EXPERTS, "expert_epochs_total": PAPER_EXPERT_EPOCHS,
-                "syn_steps": steps, "expert_epochs": m_ep, "max_start_epoch": start, "lr_lr": lr_lr,
-                "lr_img": PAPER_LR_IMG}
-    return {"iters": max(2, prof.synth_iters // CPU_ITER_DIVISOR), "lr_lr": 1e-5, "lr_img": CPU_LR_IMG,
-            **CPU_SETTINGS}
+def defaults(prof, ipc: int) -> dict:
+    """MTT's defaults on profile ``prof`` at ``ipc`` (from ``prof.mtt``), as one flat mapping.
 
+    Keys: iters, n_experts, expert_epochs_total, lr_img and the nearest IPC's
+    syn_steps, expert_epochs, max_start_epoch, lr_lr.
+    """
+    d = prof.mtt
+    row = nearest_ipc(d.unroll, ipc)
+    return {"iters": d.iters or max(2, prof.synth_iters // d.iters_divisor), "n_experts": d.n_experts,
+            "expert_epochs_total": d.expert_epochs_total, "lr_img": d.lr_img,
+            "syn_steps": row.syn_steps, "expert_epochs": row.expert_epochs,
+            "max_start_epoch": row.max_start_epoch, "lr_lr": row.lr_lr}
+
+
+_defaults = defaults  # the name ddlib.analysis.dcs imports
 
 def _chunks(n: int, batch: int, g: torch.Generator) -> List[torch.Tensor]:
     return list(torch.split(torch.randperm(n, generator=g), batch))
@@ -160,15 +149,17 @@ def distill_mtt(train, ipc: int, *, seed: int, ctx, iters: int = 0, n_experts: i
     """Distil ``ipc`` images per class (and a learning rate) by trajectory matching.
 
     Args:
-        iters: distillation iterations; 0 = 5000 on ``paper``, else ``max(2, synth_iters // 5)``.
-        n_experts, expert_epochs_total: expert count and training epochs (0 = profile's:
-            100 x 50 on ``paper``, 2 x 4 elsewhere).
+        iters: distillation iterations (0 = the profile's ``mtt.iters``: 5000 on ``paper``,
+            else ``max(2, synth_iters // 5)``).
+        n_experts, expert_epochs_total: expert count and training epochs (0 = the profile's
+            ``mtt``: 100 x 50 on ``paper``, 2 x 4 elsewhere).
         expert_lr, expert_batch: the experts' SGD (no momentum) learning rate and batch.
         syn_steps: student steps N per iteration; expert_epochs: M; max_start_epoch: T+
-            (0 = the paper's CIFAR-10 values for the nearest IPC on ``paper``, else small ones).
+            (0 = the row of the profile's ``mtt.unroll`` for the nearest IPC: the paper's
+            CIFAR-10 values on ``paper``, else 5, 1, 3).
         batch_syn: synthetic minibatch per student step (0 = all K*ipc images).
-        lr_img: SGD learning rate on pixels (0 = 1000 on ``paper``, else 100);
-            lr_lr: on the learning rate (0 = the profile's).
+        lr_img: SGD learning rate on pixels (0 = the profile's ``mtt.lr_img``: 1000 on
+            ``paper``, else 100); lr_lr: on the learning rate (0 = the profile's row).
         lr_teacher: initial learnable learning rate alpha.
         model: student / expert architecture (profile's ``synth_model`` when empty).
         strategy: DSA ops used by the experts and the student steps ("" = none).
@@ -178,7 +169,7 @@ def distill_mtt(train, ipc: int, *, seed: int, ctx, iters: int = 0, n_experts: i
         extras: ``syn_lr`` (float), ``loss_curve`` (iters,), ``final_loss`` and the counts used.
     """
     prof, m = ctx.profile, train.meta
-    d = _defaults(prof, ipc)
+    d = defaults(prof, ipc)
     iters, n_experts = iters or d["iters"], n_experts or d["n_experts"]
     epochs_total = expert_epochs_total or d["expert_epochs_total"]
     syn_steps, m_ep = syn_steps or d["syn_steps"], expert_epochs or d["expert_epochs"]

@@ -180,7 +180,7 @@ def fit_threads(calls, workers: Optional[int] = None) -> List[FitResult]:
     return [FitResult(r.steps, r.samples_seen, secs, r.final_loss, r.engine) for r in results]
 
 
-def run_many(cfgs, store, *, quiet: bool = True) -> int:
+def run_many(cfgs, store, *, quiet: bool = True, device=None) -> int:
     """Compute the missing runs of ``cfgs`` several at a time; returns how many.
 
     Each missing run is prepared by :func:`ddlib.run.runner.run` as usual (its
@@ -196,13 +196,14 @@ def run_many(cfgs, store, *, quiet: bool = True) -> int:
     train as one :func:`fit_many`.  Runs that cannot (learnt lr schedules,
     batch norm or different teachers for ``fit_many``; regimes with
     per-run preparation) are left for the caller's one-by-one loop.
+    ``device``: the runs' device name (None: CUDA when present), as given to ``run``.
     """
     import dataclasses
 
     from ddlib.core.seeding import pick_device
 
     pending = [cfg for cfg in cfgs if store.get(cfg.key()) is None]
-    if CPU_THREADS and pick_device().type == "cpu":
+    if CPU_THREADS and pick_device(device).type == "cpu":
         pending.sort(key=lambda c: -c.budget)  # longest first: chunks of similar length
         return sum(_train_and_store(pending[i:i + THREAD_CHUNK], store, quiet, threads=True)
                    for i in range(0, len(pending), THREAD_CHUNK))

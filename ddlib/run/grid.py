@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from ddlib.core.config import RunConfig
 from ddlib.core.registry import DDLibError
 from ddlib.core.store import Store
+from ddlib.run.settings import default_store
 
 KEYS = ("dataset", "methods", "ipcs", "regimes", "budgets", "seeds", "profile", "model")
 _ALIASES = {"method": "methods", "ipc": "ipcs", "regime": "regimes", "budget": "budgets", "seed": "seeds"}
@@ -117,7 +118,7 @@ def run_grid(spec, store: Optional[Store] = None, *, workers: int = 1, fail_fast
             "local", "host:port") or a :class:`ddlib.run.grid_ray.RayOptions`
             (``workers`` is then ignored; see :mod:`ddlib.run.grid_ray`).
     """
-    store = store or Store()
+    store = store or default_store()
     if isinstance(spec, (str, Path)):
         spec = load_grid(str(spec))
     cfgs = configs(spec)

@@ -140,14 +140,14 @@ def _teachers_task(dataset: str, profile: str, n: int, checkpoint: str, root: st
                    threads: float) -> Optional[str]:
     """Ray task: train (or find) the first ``n`` teachers; returns an error or None."""
     from ddlib.core.config import PROFILES
-    from ddlib.data import load
     from ddlib.run.grid import error_text
+    from ddlib.run.settings import load_data
     from ddlib.engine.teachers import get_teachers
 
     _setup(threads)
     try:
         prof = PROFILES.get(profile)
-        get_teachers(load(dataset, prof, device), prof, _TaskStore(root), n, quiet=True,
+        get_teachers(load_data(dataset, prof, device), prof, _TaskStore(root), n, quiet=True,
                      checkpoint=checkpoint or None)
         return None
     except Exception as e:  # the runs that need the teachers report it again

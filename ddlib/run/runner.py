@@ -20,12 +20,14 @@ from ddlib.core.seeding import pick_device, stream_seed
 from ddlib.core.store import Store
 from ddlib.data import load
 from ddlib.data.sources import SOURCES
+from ddlib.engine.fastpath import Engine
 from ddlib.engine.models import MODELS, create_model
 from ddlib.engine.regimes import REGIMES, create_regime
 from ddlib.engine.teachers import get_teachers
 from ddlib.engine.train import evaluate, fit
 from ddlib.methods.build import build_key, condensed_set, method_family
 from ddlib.methods.context import check_ipc
+from ddlib.run.settings import Settings, resolve
 
 log = logging.getLogger("ddlib")
 
@@ -51,21 +53,26 @@ def git_commit() -> str:
 
 
 def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] = None,
-        quiet: bool = True, fit_fn=None) -> Tuple[Dict, bool]:
+        quiet: bool = True, fit_fn=None, settings: Optional[Settings] = None) -> Tuple[Dict, bool]:
     """Run (or reuse) one config; returns (row, reused).
 
     ``fit_fn`` replaces :func:`ddlib.engine.train.fit` (same signature and result):
     :func:`ddlib.engine.batched.run_many` uses it to train several runs together.
+    ``settings``: the environment's (:mod:`ddlib.run.settings`), read here when
+    None; they give the store (when None), device (when None), data folder
+    and engine mode.
     """
-    store = store or Store()
+    settings = resolve(settings)
+    store = store or settings.store()
+    engine = Engine(settings.engine)  # shared by this run's fits: a failed compilation is tried once
     r = validate(cfg)
     key = cfg.key()
     hit = store.get(key)
     if hit is not None:
         return hit, True
     prof = PROFILES.get(r.profile)
-    dev = pick_device(device)
-    split = load(r.dataset, prof, dev)
+    dev = pick_device(device or settings.device)
+    split = load(r.dataset, prof, dev, data_dir=settings.data)
     check_ipc(split, r.ipc)
     images, labels, cost, extras = condensed_set(r, split, store, quiet)
     protocol = PROTOCOLS.get(r.protocol)
@@ -86,7 +93,8 @@ def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] 
     # a set built against its own teacher (sre2l's BN teacher) is relabelled by that teacher
     teacher_arch = str(extras.get("teacher_arch", "")) or prof.teacher_model
     teachers, _ = get_teachers(split, prof, store, regime.n_teachers(prof), quiet=quiet,
-                               checkpoint=dict(r.hparams).get("teacher_ckpt"), arch=teacher_arch)
+                               checkpoint=dict(r.hparams).get("teacher_ckpt"), arch=teacher_arch,
+                               engine=engine)
     m = split.meta
     model = create_model(r.model, m.num_classes, m.in_chans, m.img_size,
                          seed=stream_seed(r.seed, "init")).to(dev)
@@ -102,7 +110,7 @@ def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] 
                           budget=r.budget, pool_size=len(split.train_y), protocol=protocol, lr=lr,
                           seed=r.seed, quiet=quiet, desc=f"{r.method} ipc={r.ipc} {r.regime} B={r.budget:g}",
                           cache=(store, build_key(r)), lr_schedule=schedule,
-                          schedule_chunks=int(extras.get("steps", 1)))
+                          schedule_chunks=int(extras.get("steps", 1)), engine=engine)
     cost = cost + regime.label_cost(len(images), res.samples_seen)  # the relabel is construction
     row = {
         "key": key, "dataset": r.dataset, "method": r.method, "family": method_family(r.method),

@@ -329,7 +329,7 @@ def score_sets(frame: pd.DataFrame, probes: Sequence[str], *, eval_seed: int = 0
     parsed = [Probe.parse(p) for p in probes]
     for profile, part in frame.groupby("profile"):
         prof = PROFILES.get(profile)
-        ctx = Context(prof, store, Meter(), True)
+        ctx = Context(prof, store, Meter(), True, engine=settings.engine)
         for dataset, sub in part.groupby("dataset"):
             train = load_data(dataset, prof, dev, settings)
             for _, r in sub.sort_values(["ipc", "method", "seed"]).iterrows():

@@ -74,7 +74,7 @@ def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] 
     dev = pick_device(device or settings.device)
     split = load(r.dataset, prof, dev, data_dir=settings.data)
     check_ipc(split, r.ipc)
-    images, labels, cost, extras = condensed_set(r, split, store, quiet)
+    images, labels, cost, extras = condensed_set(r, split, store, quiet, engine=engine)
     protocol = PROTOCOLS.get(r.protocol)
     lr = protocol.lr
     if r.eval_lr == "learned":

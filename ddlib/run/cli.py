@@ -116,8 +116,8 @@ def cmd_grid(args, settings) -> None:
         raise DDLibError("grid does not run under torchrun; use --workers N or --ray ADDRESS "
                          "(torchrun is for one run: torchrun -m ddlib run ...)")
     ray = RayOptions(args.ray, args.ray_cpus, args.ray_memory_gb) if args.ray else None
-    summary = run_grid(args.config, workers=args.workers, fail_fast=args.fail_fast, quiet=args.quiet,
-                       ray=ray)
+    summary = run_grid(args.config, settings.store(), workers=args.workers, fail_fast=args.fail_fast,
+                       quiet=args.quiet, ray=ray)
     print(summary.line())
     for key, err in summary.failed:
         print(f"failed {key}: {err}")

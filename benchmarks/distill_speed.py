@@ -42,9 +42,9 @@ import torch  # noqa: E402
 from ddlib.core.config import PROFILES  # noqa: E402
 from ddlib.methods.context import Context  # noqa: E402
 from ddlib.core.cost import Meter  # noqa: E402
-from ddlib.data import load  # noqa: E402
+from ddlib.run.settings import load_data as load  # noqa: E402  ($DDLIB_DATA)
 from ddlib.methods.distill import DISTILLERS  # noqa: E402
-from ddlib.core.seeding import pick_device  # noqa: E402
+from ddlib.run.settings import default_device  # noqa: E402  ($DDLIB_DEVICE, read once)
 from ddlib.core.store import Store  # noqa: E402
 
 
@@ -85,7 +85,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--store", default=None, help=argparse.SUPPRESS)  # child mode: cache folder
     args = ap.parse_args(argv)
     prof = PROFILES.get(args.profile)
-    dev = pick_device(args.device)
+    dev = default_device(args.device)
     if args.one:
         split = load(prof.dataset, prof, dev)
         print(json.dumps(time_method(args.one, split, prof, Store(Path(args.store)), args.ipc, args.iters)))

@@ -5,7 +5,7 @@ Run from the repository root::
     python benchmarks/many_models.py            # -> benchmarks/results/many_models.json
     python benchmarks/many_models.py --quick    # -> benchmarks/results/many_models_quick.json
 
-Measures, in one process on the device ``ddlib.core.seeding.pick_device`` picks:
+Measures, in one process on the device ``ddlib.run.settings.default_device`` picks:
 
 1. ``gemm_gflop_s``   fp32 2048^2 matrix-product rate (as ``train_throughput.py``).
 2. ``norm``           forward+backward time of three implementations of instance norm
@@ -47,7 +47,7 @@ from ddlib.engine.batched import fit_many  # noqa: E402
 from ddlib.core.config import PROTOCOLS  # noqa: E402
 from ddlib.engine.models import create_model  # noqa: E402
 from ddlib.engine.regimes import create_regime  # noqa: E402
-from ddlib.core.seeding import pick_device  # noqa: E402
+from ddlib.run.settings import default_device  # noqa: E402  ($DDLIB_DEVICE, read once)
 from ddlib.engine.train import fit  # noqa: E402
 
 MODEL, PROTOCOL, REGIME, POOL = "convnet_d3w32", "sgd_cos_lr05_v1", "hl", 2000
@@ -134,7 +134,7 @@ def main(argv=None):
     ap.add_argument("--out", default=None)
     ap.add_argument("--note", default="")
     a = ap.parse_args(argv)
-    device = pick_device(a.device)
+    device = default_device(a.device)
     budget = a.budget or (0.2 if a.quick else 1.0)
     rounds = a.rounds or (1 if a.quick else 3)
     t_all = time.perf_counter()

@@ -5,7 +5,7 @@ Run from the repository root::
     python benchmarks/train_throughput.py            # full run (~1.5-2 min on 2 CPU cores)
     python benchmarks/train_throughput.py --quick    # smoke run (~20 s)
 
-Measures, in one process on whatever device ``ddlib.core.seeding.pick_device`` picks
+Measures, in one process on whatever device ``ddlib.run.settings.default_device`` picks
 (CUDA when available, else CPU; ``--device`` overrides):
 
 1. ``gemm_gflop_s``   fp32 2048x2048 matrix-product rate (median of repetitions).
@@ -57,7 +57,7 @@ from ddlib.core.config import PROTOCOLS  # noqa: E402
 from ddlib.engine.fastpath import profile  # noqa: E402
 from ddlib.engine.models import create_model  # noqa: E402
 from ddlib.engine.regimes import create_regime  # noqa: E402
-from ddlib.core.seeding import pick_device  # noqa: E402
+from ddlib.run.settings import default_device  # noqa: E402  ($DDLIB_DEVICE, read once)
 from ddlib.engine.train import fit  # noqa: E402
 
 MODEL, REGIME, PROTOCOL = "convnet", "hl", "sgd_cos_v1"
@@ -278,7 +278,7 @@ def plain_fit(x_cpu, y_cpu, num_classes, samples, device, seed=SEED) -> dict:
 def load_data():
     """Fashion-MNIST's default-profile train pool (CPU), else random tensors of its shape."""
     try:
-        from ddlib.data import load
+        from ddlib.run.settings import load_data as load  # $DDLIB_DATA
         s = load("fashion_mnist", "default")
         return s.train_x, s.train_y, s.num_classes, "fashion_mnist (ddlib default profile train pool)"
     except Exception as e:  # noqa: BLE001 - any failure -> synthetic data of the same shape
@@ -340,7 +340,7 @@ def main(argv=None) -> dict:
     n_rounds = max(1, args.rounds or (1 if args.quick else 3))
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / (
         "train_throughput_quick.json" if args.quick else "train_throughput.json")
-    device = pick_device(args.device)
+    device = default_device(args.device)
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     threads = torch.get_num_threads()
     ncpu = os.cpu_count() or 1

@@ -26,7 +26,9 @@ from ddlib.core.store import Store  # noqa: E402
 def home(tmp_path, monkeypatch) -> Store:
     """A fresh results store: ``$DDLIB_HOME`` points at ``tmp_path``."""
     monkeypatch.setenv("DDLIB_HOME", str(tmp_path))
-    return Store()
+    from ddlib.run.settings import default_store
+
+    return default_store()
 
 
 @pytest.fixture(scope="session")

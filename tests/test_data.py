@@ -147,10 +147,9 @@ def _fake_fashion(folder, gz, n_train=30, n_test=20):
 
 
 @pytest.mark.parametrize("gz", [False, True])
-def test_fashion_mnist_from_ddlib_data(tmp_path, monkeypatch, gz):
-    monkeypatch.setenv("DDLIB_DATA", str(tmp_path))
+def test_fashion_mnist_from_ddlib_data(tmp_path, gz):
     tx, ty, ex, ey = _fake_fashion(tmp_path, gz)
-    raw = sources.fashion_mnist()
+    raw = sources.fashion_mnist(tmp_path)
     assert raw.train_x.shape == (30, 1, 28, 28) and raw.test_x.shape == (20, 1, 28, 28)
     assert raw.train_x.dtype == np.float32
     assert np.allclose(raw.train_x[:, 0], tx / 255.0) and np.allclose(raw.test_x[:, 0], ex / 255.0)
@@ -159,29 +158,26 @@ def test_fashion_mnist_from_ddlib_data(tmp_path, monkeypatch, gz):
     assert raw.classes == sources.FASHION_CLASSES and len(raw.classes) == 10
 
 
-def test_fashion_mnist_subfolder(tmp_path, monkeypatch):
-    monkeypatch.setenv("DDLIB_DATA", str(tmp_path))
+def test_fashion_mnist_subfolder(tmp_path):
     sub = tmp_path / "fashion-mnist"
     sub.mkdir()
     _fake_fashion(sub, gz=True)
-    assert sources.fashion_mnist().train_x.shape == (30, 1, 28, 28)
+    assert sources.fashion_mnist(tmp_path).train_x.shape == (30, 1, 28, 28)
 
 
-def test_fashion_mnist_mismatched_labels_raise(tmp_path, monkeypatch):
-    monkeypatch.setenv("DDLIB_DATA", str(tmp_path))
+def test_fashion_mnist_mismatched_labels_raise(tmp_path):
     _fake_fashion(tmp_path, gz=False)
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(29, dtype=np.uint8))
     with pytest.raises(DDLibError, match="train-images-idx3-ubyte"):
-        sources.fashion_mnist()
+        sources.fashion_mnist(tmp_path)
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.full(30, 10, dtype=np.uint8))
     with pytest.raises(DDLibError, match="label out of range"):
-        sources.fashion_mnist()
+        sources.fashion_mnist(tmp_path)
 
 
-def test_fashion_mnist_truncated_file_raises(tmp_path, monkeypatch):
-    monkeypatch.setenv("DDLIB_DATA", str(tmp_path))
+def test_fashion_mnist_truncated_file_raises(tmp_path):
     _fake_fashion(tmp_path, gz=False)
     p = tmp_path / "t10k-images-idx3-ubyte"
     p.write_bytes(p.read_bytes()[:-7])
     with pytest.raises(DDLibError, match="t10k-images-idx3-ubyte"):
-        sources.fashion_mnist()
+        sources.fashion_mnist(tmp_path)

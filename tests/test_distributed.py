@@ -20,6 +20,7 @@ from ddlib.run.runner import run
 from ddlib.core.store import Store
 from ddlib.engine.teachers import get_teacher
 from ddlib.engine.train import evaluate, fit
+from ddlib.run.settings import Settings
 
 RUN = ["--dataset", "digits", "--method", "random", "--ipc", "10", "--regime", "hl", "--budget", "1",
        "--seed", "0", "--profile", "smoke", "--quiet"]
@@ -32,11 +33,14 @@ def _torchrun(*args, env, cwd, timeout=300):
                           text=True, timeout=timeout)
 
 
-def _train(root: Path) -> dict:
-    """A one-epoch teacher, then a student per regime on 5 images per class; everything to compare."""
+def _train(root: Path, info=None) -> dict:
+    """A one-epoch teacher, then a student per regime on 5 images per class; everything to compare.
+
+    ``info``: the process group (the store coordinates with it, the teacher and students train in it).
+    """
     prof = dataclasses.replace(PROFILES.get("smoke"), teacher_epochs=1)
     split = load("digits", prof)
-    teacher, cost = get_teacher(split, prof, Store(root))
+    teacher, cost = get_teacher(split, prof, Store(root, sync=info) if info else Store(root))
     out = {"teacher": teacher.state_dict(), "teacher_fwd": cost.fwd,
            "teacher_acc": evaluate(teacher, split.test_x, split.test_y)}
     idx = torch.cat([split.class_indices(c)[:5] for c in range(split.num_classes)])
@@ -45,7 +49,7 @@ def _train(root: Path) -> dict:
         student = create_model(prof.model, m.num_classes, m.in_chans, m.img_size, seed=7)
         res = fit(student, split.train_x[idx], split.train_y[idx], regime=create_regime(name),
                   teachers=[teacher], budget=0.5, pool_size=len(split.train_y),
-                  protocol=PROTOCOLS.get(prof.protocol), seed=3, dist=distributed.current())
+                  protocol=PROTOCOLS.get(prof.protocol), seed=3, dist=info)
         out[name] = {"state": student.state_dict(), "loss": res.final_loss, "steps": res.steps,
                      "acc": evaluate(student, split.test_x, split.test_y)}
     return out
@@ -89,7 +93,7 @@ def test_ddp_teacher_and_students_equal_single_process(tmp_path, child_env, repo
         [p.name for p in (tmp_path / "one" / "artifacts" / "teachers").iterdir()]
 
 
-def _race(root: Path, out: str) -> None:
+def _race(root: Path, out: str, info: distributed.DistInfo) -> None:
     """Rank 1 looks for a cache entry only after rank 0 has built and written it.
 
     Every rank must still take rank 0's miss (and reach the save's barrier);
@@ -97,7 +101,7 @@ def _race(root: Path, out: str) -> None:
     """
     import time
 
-    store, info = Store(root), distributed.current()
+    store = Store(root, sync=info)
     if not info.is_main:
         time.sleep(3)  # rank 0 finds nothing and writes the entry meanwhile
     hit = store.load_artifact("condensed", "k")
@@ -123,15 +127,17 @@ def test_shard_covers_the_batch_once():
 
 
 if __name__ == "__main__" and sys.argv[1:2] in (["--worker"], ["--race"]):
-    info = distributed.init_from_env("cpu")
-    assert info is not None and info.world == 2 and info.backend == "gloo"
-    home = Path(__import__("os").environ["DDLIB_HOME"])
+    settings = Settings.from_env()
+    tr = settings.torchrun
+    assert tr is not None and tr.world == 2
+    info = distributed.init(tr.rank, tr.world, tr.local_rank, "cpu")
+    assert info.world == 2 and info.backend == "gloo"
     try:
         if sys.argv[1] == "--race":
-            _race(home, sys.argv[2])
+            _race(settings.home, sys.argv[2], info)
         else:
-            result = _train(home)
+            result = _train(settings.home, info)
             if info.is_main:
                 torch.save(result, sys.argv[2])
     finally:
-        distributed.shutdown()
+        distributed.shutdown(info)

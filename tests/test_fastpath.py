@@ -51,8 +51,7 @@ def test_plan_slices_by_activation_size_on_cpu_only():
     assert fp.StepPlan().describe() == "plain"
 
 
-def test_auto_compiles_only_large_sliced_fits(monkeypatch):
-    monkeypatch.setattr(fp, "_COMPILE_FAILED", False)
+def test_auto_compiles_only_large_sliced_fits():
     w32 = create_model("convnet_d3w32", 10, 1, 28)
     fwd = fp.profile(w32, (1, 28, 28))[0]
     need = fp.COMPILE_MIN_TFLOP * 1e12 / (3 * fwd)  # samples from which compiling pays
@@ -65,13 +64,19 @@ def test_auto_compiles_only_large_sliced_fits(monkeypatch):
 
 
 def test_unknown_mode_is_one_clear_error(monkeypatch):
+    from ddlib.run.settings import Settings
+
     with pytest.raises(DDLibError, match="valid: auto, plain, eager, compiled"):
         fp.engine_mode("fast")
+    with pytest.raises(DDLibError, match="valid: auto, plain, eager, compiled"):
+        fp.Engine("fast")
+    assert fp.engine_mode() == "auto"
+    monkeypatch.setenv("DDLIB_ENGINE", "eager")
+    assert fp.engine_mode() == "auto"  # the engine never reads the environment
+    assert Settings.from_env().engine == "eager"  # the run layer does
     monkeypatch.setenv("DDLIB_ENGINE", "turbo")
     with pytest.raises(DDLibError, match="unknown engine mode 'turbo'"):
-        fp.engine_mode()
-    monkeypatch.setenv("DDLIB_ENGINE", "eager")
-    assert fp.engine_mode() == "eager"
+        Settings.from_env()
 
 
 def _fit(digits, net, regime, engine, teachers=(), budget=0.5, seed=0):
@@ -112,7 +117,6 @@ def test_micro_batched_fit_is_deterministic(digits, monkeypatch):
 def test_compiled_fit_matches_eager(digits, monkeypatch):
     m = digits.meta
     monkeypatch.setattr(fp, "MICRO_BYTES", 32 * 16 * m.img_size ** 2 * 4)
-    monkeypatch.setattr(fp, "_COMPILE_FAILED", False)
     a = create_model("convnet_d3w16", m.num_classes, m.in_chans, m.img_size, seed=2)
     b = copy.deepcopy(a)
     r1 = _fit(digits, a, "hl", "eager", budget=0.3)
@@ -126,7 +130,6 @@ def test_compiled_fit_matches_eager(digits, monkeypatch):
 def test_failed_compilation_falls_back_to_eager(digits, monkeypatch):
     m = digits.meta
     monkeypatch.setattr(fp, "MICRO_BYTES", 32 * 16 * m.img_size ** 2 * 4)
-    monkeypatch.setattr(fp, "_COMPILE_FAILED", False)
 
     def broken(model):
         def call(x):
@@ -137,11 +140,13 @@ def test_failed_compilation_falls_back_to_eager(digits, monkeypatch):
     a = create_model("convnet_d3w16", m.num_classes, m.in_chans, m.img_size, seed=2)
     b = copy.deepcopy(a)
     r1 = _fit(digits, a, "hl", "eager", budget=0.3)
-    r2 = _fit(digits, b, "hl", "compiled", budget=0.3)
+    engine = fp.Engine("compiled")
+    r2 = _fit(digits, b, "hl", engine, budget=0.3)
     assert r2.engine == "eager/mb32"  # what really ran
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-    assert fp._COMPILE_FAILED  # later plans in this process do not try again
-    assert not fp.plan_step(a, (1, 8, 8), 64, 10, CPU, "compiled").compiled
+    assert engine.compile_failed  # later plans with this engine do not try again
+    assert not fp.plan_step(a, (1, 8, 8), 64, 10, CPU, engine).compiled
+    assert fp.plan_step(a, (1, 8, 8), 64, 10, CPU, "compiled").compiled  # a fresh engine does
 
 
 def test_run_rows_record_the_engine(home):

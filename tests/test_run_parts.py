@@ -85,7 +85,7 @@ def test_thread_chunks_take_longest_budgets_first(tmp_path, monkeypatch):
     monkeypatch.setattr(ddlib.run.many, "pick_device", lambda *a: torch.device("cpu"))
     chunks = []
     monkeypatch.setattr(ddlib.run.many, "_train_and_store",
-                        lambda cfgs, store, quiet, threads: chunks.append([c.budget for c in cfgs]) or len(cfgs))
+                        lambda cfgs, store, quiet, settings, threads: chunks.append([c.budget for c in cfgs]) or len(cfgs))
     s = Study.from_params("smoke", methods=["random"], ipcs=[10], regimes=["hl"], budgets=[0.2, 0.6, 0.4],
                           seeds=[0])
     store = Store(tmp_path / "h")

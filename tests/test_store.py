@@ -7,7 +7,6 @@ import textwrap
 import pytest
 import torch
 
-import ddlib.core.store as store_mod
 from ddlib.core.registry import DDLibError
 from ddlib.core.store import COLUMNS, Store
 
@@ -26,7 +25,9 @@ def _row(key="k1", **over):
 
 def test_home_fixture_points_at_tmp(home, tmp_path):
     assert home.root == tmp_path
-    assert store_mod.home() == tmp_path
+    from ddlib.run.settings import Settings
+
+    assert Settings.from_env().home == tmp_path
     assert (tmp_path / "results.sqlite").exists()
 
 

@@ -75,10 +75,11 @@ def test_slkd_stored_replays_stored_logits_exactly(digits, smoke_profile, tmp_pa
     for e in range(e_count):
         idx = torch.randperm(n)[:7]
         ep = torch.full((7,), e)
-        views = reg.views(x, idx, ep, "unused", torch.Generator())
+        batch = reg.batch(x, idx, ep, "unused", torch.Generator())
+        assert torch.equal(batch.views, reg.views(x, idx, ep, "unused", torch.Generator()))
         with torch.no_grad():
-            fresh = teacher(views).half()
-        assert torch.allclose(fresh.float(), reg._batch.float(), atol=2e-3, rtol=2e-3)
+            fresh = teacher(batch.views).half()
+        assert torch.allclose(fresh.float(), batch.stored.float(), atol=2e-3, rtol=2e-3)
         assert torch.allclose(fresh.float(), reg.stored_logits[e, idx].float(), atol=2e-3, rtol=2e-3)
     # epochs get different views of the same image
     assert not torch.equal(reg.stored_logits[0], reg.stored_logits[1])

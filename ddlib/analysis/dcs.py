@@ -318,21 +318,20 @@ def score_sets(frame: pd.DataFrame, probes: Sequence[str], *, eval_seed: int = 0
     Returns:
         one row per (probe, set): probe, method, kind, ipc, seed, accuracy (%), value.
     """
-    from ddlib.data import load
     from ddlib.run.runner import validate
     from ddlib.methods.build import build_key
-    from ddlib.core.seeding import pick_device
-    from ddlib.core.store import Store
+    from ddlib.run.settings import Settings, default_device, load_data
 
-    store = store or Store()
-    dev = pick_device(device)
+    settings = Settings.from_env()  # the notebook boundary
+    store = store or settings.store()
+    dev = default_device(device, settings)
     rows = []
     parsed = [Probe.parse(p) for p in probes]
     for profile, part in frame.groupby("profile"):
         prof = PROFILES.get(profile)
-        ctx = Context(prof, store, Meter(), True)
+        ctx = Context(prof, store, Meter(), True, engine=settings.engine)
         for dataset, sub in part.groupby("dataset"):
-            train = load(dataset, prof, dev)
+            train = load_data(dataset, prof, dev, settings)
             for _, r in sub.sort_values(["ipc", "method", "seed"]).iterrows():
                 cfg = json.loads(r["config_json"]) if isinstance(r["config_json"], str) else r["config_json"]
                 rc = validate(RunConfig(**{**cfg, "hparams": tuple(sorted(cfg["hparams"].items()))}))

@@ -100,9 +100,9 @@ def compute_frame(df: pd.DataFrame, *, num_classes: Optional[int] = None, n_teac
 
 @functools.lru_cache(maxsize=None)
 def _num_classes(dataset: str, profile: str) -> int:
-    from ddlib.data import load
+    from ddlib.run.settings import load_data
 
-    return int(load(dataset, PROFILES.get(profile)).meta.num_classes)
+    return int(load_data(dataset, PROFILES.get(profile)).meta.num_classes)
 
 
 def pareto_mask(cost: Sequence[float], value: Sequence[float]) -> np.ndarray:
@@ -207,14 +207,13 @@ def label_bytes_by_regime(runs: pd.DataFrame, keys: Sequence[str]) -> pd.DataFra
 def teacher_passes(profile: str, dataset: str = "", store=None, *,
                    backward_weight: float = BACKWARD_WEIGHT) -> int:
     """Passes spent training the profile's first teacher (trained and cached if missing)."""
-    from ddlib.data import load
-    from ddlib.core.seeding import pick_device
-    from ddlib.core.store import Store
     from ddlib.engine.teachers import get_teacher
+    from ddlib.run.settings import Settings, default_device, load_data
 
+    settings = Settings.from_env()  # the notebook boundary
     p = PROFILES.get(profile)
-    split = load(dataset or p.dataset, p, pick_device())
-    _, c = get_teacher(split, p, store or Store())
+    split = load_data(dataset or p.dataset, p, default_device(settings=settings), settings)
+    _, c = get_teacher(split, p, store or settings.store(), engine=settings.engine)
     return int(round(c.fwd + backward_weight * c.bwd))
 
 

@@ -154,15 +154,15 @@ def study_quality_table(study, store: Store = None, *, teacher: nn.Module = None
     like every teacher); keyword arguments go to :func:`set_quality_table`.
     """
     from ddlib.core.config import PROFILES
-    from ddlib.data import load
-    from ddlib.core.seeding import pick_device
     from ddlib.engine.teachers import get_teacher
+    from ddlib.run.settings import Settings, default_device, load_data
 
-    store = store or Store()
+    settings = Settings.from_env()  # the notebook boundary
+    store = store or settings.store()
     prof = PROFILES.get(study.profile)
-    split = load(study.dataset, prof, pick_device())
+    split = load_data(study.dataset, prof, default_device(settings=settings), settings)
     if teacher is None:
-        teacher, _ = get_teacher(split, prof, store)
+        teacher, _ = get_teacher(split, prof, store, engine=settings.engine)
     df = set_quality_table(store, split, teacher, study.configs(), **kw)
     if study.hparams:
         df["variant"] = [f"{m} ({study.variant()})" for m in df["method"]]

@@ -8,7 +8,6 @@ is never used.
 from __future__ import annotations
 
 import hashlib
-import os
 
 import torch
 
@@ -27,8 +26,10 @@ def generator(seed: int, stream: str) -> torch.Generator:
 
 
 def pick_device(name: str | None = None) -> torch.device:
-    """``name``, else ``$DDLIB_DEVICE``, else CUDA when available, else CPU."""
-    name = name or os.environ.get("DDLIB_DEVICE")
+    """``name``, else CUDA when available, else CPU.
+
+    The run layer passes ``$DDLIB_DEVICE`` here (:mod:`ddlib.run.settings`).
+    """
     if name:
         return torch.device(name)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

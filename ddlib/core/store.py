@@ -1,6 +1,6 @@
 """The results store: one SQLite row per run, artifacts as files by hash.
 
-Layout under ``$DDLIB_HOME`` (default ``~/.cache/ddlib``)::
+Layout under the store's folder (the run layer's ``$DDLIB_HOME``, :mod:`ddlib.run.settings`)::
 
     results.sqlite          table ``runs``: one tidy row per run, keyed by config hash
     artifacts/<kind>/<hash>.pt   condensed sets, teachers (tensors only)
@@ -9,7 +9,9 @@ Rows are inserted in one SQLite transaction, so a crash leaves either the whole
 row or none.  Artifacts are written to a temp file, fsync'ed, then renamed
 into place, and loaded with ``weights_only=True`` (no arbitrary unpickling).
 Under ``torchrun`` only rank 0 writes (rows and artifacts), then all ranks
-meet at a barrier (:mod:`ddlib.engine.distributed`).
+meet at a barrier: the store asks the :class:`Sync` it was given (the run
+layer passes :class:`ddlib.engine.distributed.DistInfo`; the default,
+:data:`SINGLE_PROCESS`, is one process that always writes).
 """
 from __future__ import annotations
 
@@ -19,11 +21,10 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, Optional, Protocol
 
 import torch
 
-from ddlib.engine import distributed
 from ddlib.core.registry import DDLibError
 
 COLUMNS = (
@@ -40,15 +41,55 @@ _TYPES = {"ipc": "INTEGER", "seed": "INTEGER", "steps": "INTEGER", "samples_seen
           "build_seconds": "REAL", "build_peak_mem_mb": "REAL", "lr": "REAL"}
 
 
-def home() -> Path:
-    return Path(os.environ.get("DDLIB_HOME", Path.home() / ".cache" / "ddlib"))
+class Sync(Protocol):
+    """How the processes sharing one store coordinate its writes.
+
+    Under ``torchrun`` every rank runs the same program on the same store:
+    one rank writes, the others wait for it, and whether a cache entry exists
+    is decided once for all (a rank that looked for itself could see a file
+    the writer has just made and skip the collective calls of a build).
+    """
+
+    def is_writer(self) -> bool:
+        """Whether this process writes rows and artifacts."""
+
+    def barrier(self) -> None:
+        """Wait until every process gets here."""
+
+    def agree(self, flag: bool) -> bool:
+        """The writer's ``flag``, on every process (a collective call)."""
+
+
+class SingleProcess:
+    """The :class:`Sync` of a store used by one process: it writes, waits for nobody, agrees with itself."""
+
+    def is_writer(self) -> bool:
+        return True
+
+    def barrier(self) -> None:
+        pass
+
+    def agree(self, flag: bool) -> bool:
+        return flag
+
+
+SINGLE_PROCESS = SingleProcess()
 
 
 class Store:
-    """Results rows + hashed artifacts under one folder."""
+    """Results rows + hashed artifacts under one folder.
 
-    def __init__(self, root: Optional[Path] = None):
-        self.root = Path(root) if root is not None else home()
+    Args:
+        root: the folder (created if missing); the run layer's
+            :func:`ddlib.run.settings.default_store` opens ``$DDLIB_HOME``'s.
+        sync: how the processes sharing it coordinate (default: one process).
+    """
+
+    sync: Sync = SINGLE_PROCESS  # also for subclasses that skip __init__ (grid_ray's task store)
+
+    def __init__(self, root: Path, sync: Sync = SINGLE_PROCESS):
+        self.root = Path(root)
+        self.sync = sync
         self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "results.sqlite"
         cols = ", ".join(f"{c} {_TYPES.get(c, 'TEXT')}" + (" PRIMARY KEY" if c == "key" else "")
@@ -90,7 +131,7 @@ class Store:
     def get(self, key: str) -> Optional[Dict[str, Any]]:
         """The stored row of ``key`` or None (under torchrun: as rank 0 sees it, on every rank)."""
         r = self._row(key)
-        if not distributed.agree(r is not None):
+        if not self.sync.agree(r is not None):
             return None
         # rank 0 saw a row this rank did not: it is committed by now, read again
         return dict(r if r is not None else self._row(key))
@@ -102,11 +143,11 @@ class Store:
         if missing:
             raise ValueError(f"row lacks columns {missing}")
         vals = [json.dumps(row[c]) if isinstance(row[c], (dict, list)) else row[c] for c in COLUMNS]
-        if distributed.is_writer():  # under torchrun rank 0 alone writes; the others wait
+        if self.sync.is_writer():  # under torchrun rank 0 alone writes; the others wait
             with self._connect() as con:
                 con.execute(f"INSERT OR IGNORE INTO runs ({', '.join(COLUMNS)}) VALUES "
                             f"({', '.join('?' * len(COLUMNS))})", vals)
-        distributed.barrier()
+        self.sync.barrier()
 
     def put_failure(self, key: str, config_json: str, error: str) -> None:
         """Record (or replace) the error of a failed run; a later success clears it."""
@@ -151,8 +192,8 @@ class Store:
     def save_artifact(self, kind: str, key: str, obj: Dict[str, Any]) -> Path:
         """Atomically write a dict of tensors / plain values (temp, fsync, rename)."""
         path = self.artifact_path(kind, key)
-        if not distributed.is_writer():  # torchrun: rank 0 writes, see ddlib.engine.distributed
-            distributed.barrier()
+        if not self.sync.is_writer():  # torchrun: rank 0 writes, see Sync
+            self.sync.barrier()
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
@@ -165,17 +206,17 @@ class Store:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        distributed.barrier()
+        self.sync.barrier()
         return path
 
     def load_artifact(self, kind: str, key: str) -> Optional[Dict[str, Any]]:
         """Load an artifact, or None if absent; a corrupt file is an error, never code.
 
-        Under torchrun rank 0 decides whether it is present (:func:`ddlib.engine.distributed.agree`),
+        Under torchrun rank 0 decides whether it is present (:meth:`Sync.agree`),
         so every rank calls this at the same point and all build or all load.
         """
         path = self.artifact_path(kind, key)
-        if not distributed.agree(path.exists()):
+        if not self.sync.agree(path.exists()):
             return None
         try:
             return torch.load(path, map_location="cpu", weights_only=True)

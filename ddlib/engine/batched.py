@@ -38,6 +38,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from ddlib.core.config import Protocol
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator
+from ddlib.engine.fastpath import Engine
 from ddlib.engine.regimes import FitPlan, Regime
 from ddlib.engine.train import Batches, FitResult, batch_sizes, budget_samples, fit, lr_at
 
@@ -67,6 +68,7 @@ class FitArgs:
     cache: Any = None
     lr_schedule: Optional[torch.Tensor] = None
     schedule_chunks: int = 1
+    engine: Optional[Engine] = None
 
     def options(self) -> Dict[str, Any]:
         """``fit``'s keyword arguments (every field but model, images and labels)."""

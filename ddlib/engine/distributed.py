@@ -1,12 +1,15 @@
 """Data-parallel training under ``torchrun`` (DistributedDataParallel).
 
 ``torchrun --nproc_per_node=N -m ddlib run ...`` starts N processes with
-``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` set; :func:`init_from_env` joins
-them in one process group (gloo on CPU, nccl on CUDA, one GPU per process).
+``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` set; the CLI reads them once
+(:class:`ddlib.run.settings.Settings`) and :func:`init` joins the processes in
+one process group (gloo on CPU, nccl on CUDA, one GPU per process), returning
+the :class:`DistInfo` that is then passed explicitly: to the store
+(``Store(root, sync=info)``), to :func:`ddlib.engine.train.fit` (``dist=``) and
+to the teachers (:func:`ddlib.engine.teachers.get_teacher`).
 Every process then runs the same program on the same data; only the two
-trainings that dominate a run are split across processes: the teachers'
-(:func:`ddlib.engine.teachers.get_teacher`) and the student's evaluation training
-(:func:`ddlib.engine.train.fit` with ``dist=``).
+trainings that dominate a run are split across processes: the teachers' and
+the student's evaluation training.
 
 Equivalence with one process: every rank draws the same seeded global batch
 of ``B`` samples and the same augmentation, then forwards only its contiguous
@@ -19,9 +22,10 @@ Batch norm couples the samples of a batch: on CUDA it becomes SyncBatchNorm
 SyncBatchNorm, so with gloo each rank normalises with its own slice's
 statistics and results differ from one process (a warning says so).
 
-Only rank 0 writes rows and artifacts (:class:`ddlib.core.store.Store` asks
-:func:`is_writer`), and every write ends with a barrier.  Whether a cache entry
-exists is decided by rank 0 and broadcast (:func:`agree`): a rank that looked
+Only rank 0 writes rows and artifacts (:class:`ddlib.core.store.Store` asks its
+``sync``, a :class:`DistInfo`: :meth:`DistInfo.is_writer`), and every write ends
+with a barrier.  Whether a cache entry exists is decided by rank 0 and
+broadcast (:meth:`DistInfo.agree`): a rank that looked
 for itself could find the file rank 0 has just written and skip the build and
 its barrier, and the ranks' collective calls would no longer pair up.  So all
 ranks take the same cache hits and misses, hence the same sequence of
@@ -29,7 +33,6 @@ collective calls.
 """
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 from typing import Optional
@@ -38,7 +41,7 @@ import torch
 import torch.distributed as tdist
 import torch.nn as nn
 
-from ddlib.engine.regimes import slice_loss
+from ddlib.engine.regimes import Batch, slice_loss
 
 
 @dataclass(frozen=True)
@@ -67,80 +70,54 @@ class DistInfo:
         """This rank's contiguous slice of a global batch of ``n`` samples."""
         return slice(n * self.rank // self.world, n * (self.rank + 1) // self.world)
 
+    # -- the store's coordination (ddlib.core.store.Sync) ------------------
+    def is_writer(self) -> bool:
+        """True on rank 0: the one process that writes the store."""
+        return self.is_main
 
-_CURRENT: Optional[DistInfo] = None
+    def barrier(self) -> None:
+        """Wait for every rank."""
+        if self.backend == "nccl":
+            tdist.barrier(device_ids=[self.local_rank])
+        else:
+            tdist.barrier()
+
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's ``flag`` on every rank; a collective call."""
+        t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=self.device)
+        tdist.broadcast(t, src=0)
+        return bool(t.item())
+
+    def all_sum(self, x: float) -> float:
+        """Sum of ``x`` over the ranks; a collective call."""
+        t = torch.tensor([float(x)], dtype=torch.float64, device=self.device)
+        tdist.all_reduce(t)
+        return float(t.item())
 
 
-def launched() -> bool:
-    """Whether torchrun (or another launcher) started this process as one of several."""
-    return "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
+def init(rank: int, world: int, local_rank: int, device: Optional[str] = None) -> DistInfo:
+    """Join the process group of ``world`` processes as ``rank`` (torchrun's ``RANK`` etc.).
 
-
-def init_from_env(device: Optional[str] = None) -> Optional[DistInfo]:
-    """Join the process group described by torchrun's environment; None when not launched.
+    The rendezvous address comes from torchrun's ``MASTER_ADDR`` / ``MASTER_PORT``
+    (read by ``torch.distributed`` itself).  Call once per process, then
+    :func:`shutdown` the returned group.
 
     Args:
         device: "cpu" forces gloo on CPU; None or "cuda" means one GPU per
             local rank when CUDA is present (nccl), else CPU (gloo).
     """
-    global _CURRENT
-    if not launched():
-        return None
-    if _CURRENT is not None:
-        return _CURRENT
-    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    local = int(os.environ.get("LOCAL_RANK", rank))
     cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
     if cuda:
-        torch.cuda.set_device(local)
-    dev, backend = (f"cuda:{local}", "nccl") if cuda else ("cpu", "gloo")
+        torch.cuda.set_device(local_rank)
+    dev, backend = (f"cuda:{local_rank}", "nccl") if cuda else ("cpu", "gloo")
     tdist.init_process_group(backend=backend, rank=rank, world_size=world)
-    _CURRENT = DistInfo(rank, world, local, dev, backend)
-    return _CURRENT
+    return DistInfo(rank, world, local_rank, dev, backend)
 
 
-def current() -> Optional[DistInfo]:
-    """The process group this process joined with :func:`init_from_env`, or None."""
-    return _CURRENT
-
-
-def shutdown() -> None:
-    global _CURRENT
-    if _CURRENT is not None and tdist.is_initialized():
+def shutdown(info: Optional[DistInfo]) -> None:
+    """Leave the process group ``info`` joined (nothing when None)."""
+    if info is not None and tdist.is_initialized():
         tdist.destroy_process_group()
-    _CURRENT = None
-
-
-def is_writer() -> bool:
-    """True on rank 0 and outside torchrun: the one process that writes the store."""
-    return _CURRENT is None or _CURRENT.is_main
-
-
-def barrier() -> None:
-    """Wait for every rank (no-op outside torchrun)."""
-    if _CURRENT is not None:
-        if _CURRENT.backend == "nccl":
-            tdist.barrier(device_ids=[_CURRENT.local_rank])
-        else:
-            tdist.barrier()
-
-
-def agree(flag: bool) -> bool:
-    """Rank 0's ``flag`` on every rank (``flag`` itself outside torchrun); a collective call."""
-    if _CURRENT is None:
-        return flag
-    t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=_CURRENT.device)
-    tdist.broadcast(t, src=0)
-    return bool(t.item())
-
-
-def all_sum(x: float) -> float:
-    """Sum of ``x`` over the ranks (``x`` itself outside torchrun)."""
-    if _CURRENT is None:
-        return x
-    t = torch.tensor([float(x)], dtype=torch.float64, device=_CURRENT.device)
-    tdist.all_reduce(t)
-    return float(t.item())
 
 
 def wrap(model: nn.Module, info: DistInfo) -> nn.Module:
@@ -181,23 +158,21 @@ def _swap_bn(model: nn.Module, to_sync: bool) -> None:
             _swap_bn(child, to_sync)
 
 
-def shard_loss(net: nn.Module, regime, views: torch.Tensor, idx: torch.Tensor,
-               info: DistInfo) -> torch.Tensor:
+def shard_loss(net: nn.Module, regime, batch: Batch, info: DistInfo) -> torch.Tensor:
     """This rank's share of the global batch loss (see the module docstring).
 
     Args:
         net: the DDP-wrapped student.
-        regime: the run's label regime (its ``loss`` is a mean over the batch).
-        views: (B, C, H, W) the global batch's training views (same on every rank).
-        idx: (B,) their stored-image indices.
+        regime: the run's label regime (its ``batch_loss`` is a mean over the batch).
+        batch: the global batch (:meth:`ddlib.engine.regimes.Regime.batch`; same on every rank).
 
     Returns:
         scalar ``loss(slice) * n_r * N / B``; DDP's average of the gradients of
         these is the gradient of the global batch's mean loss.
     """
-    n = len(idx)
+    n = len(batch)
     sl = info.shard(n)
     weight = (sl.stop - sl.start) * info.world / n
     if sl.stop == sl.start:  # more ranks than samples: a zero-weight sample keeps DDP's all-reduce in step
         sl, weight = slice(0, 1), 0.0
-    return slice_loss(regime, net, views, idx, sl, getattr(regime, "_batch", None)) * weight
+    return slice_loss(regime, net, batch, sl) * weight

@@ -22,7 +22,9 @@ falls back to eager for the rest of the process if compilation fails.  Only
 full slices of the planned size run compiled, so one static shape is compiled;
 a remainder slice runs eager.
 
-``$DDLIB_ENGINE`` (or ``fit(engine=...)``) picks the mode:
+``fit(engine=...)`` picks the mode (the run layer passes ``$DDLIB_ENGINE``,
+:mod:`ddlib.run.settings`); an :class:`Engine` also remembers a failed
+compilation, so fits that share it stop trying:
 
 * ``plain`` -- the whole batch eager (the engine before 0.4).
 * ``eager`` -- micro-batched where allowed, no compilation.
@@ -34,14 +36,13 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 
-from ddlib.engine.regimes import slice_loss
+from ddlib.engine.regimes import Batch, slice_loss
 from ddlib.core.registry import DDLibError
 
 log = logging.getLogger("ddlib")
@@ -51,8 +52,7 @@ MICRO_BYTES = 8 * 2 ** 20  # bytes of a slice's largest activation (fp32), the C
 MIN_MICRO = 32  # smallest slice (samples): below it per-op overhead outweighs locality
 COMPILE_MIN_TFLOP = 3.0  # training FLOPs (3 x forward x samples) from which `auto` compiles on CPU
 
-_PROFILE: Dict[tuple, Tuple[float, int]] = {}
-_COMPILE_FAILED = False
+_PROFILE: Dict[tuple, Tuple[float, int]] = {}  # a memo of pure measurements (profile), not state
 
 
 @dataclass(frozen=True)
@@ -117,15 +117,40 @@ def profile(model: nn.Module, sample_shape: Tuple[int, ...]) -> Tuple[float, int
 
 
 def engine_mode(mode: str | None = None) -> str:
-    """``mode``, else ``$DDLIB_ENGINE``, else ``auto``; an unknown name raises :class:`DDLibError`."""
-    mode = mode or os.environ.get("DDLIB_ENGINE") or "auto"
+    """``mode``, else ``auto``; an unknown name raises :class:`DDLibError` listing the valid ones."""
+    mode = mode or "auto"
     if mode not in MODES:
         raise DDLibError(f"unknown engine mode {mode!r}; valid: {', '.join(MODES)}")
     return mode
 
 
+class Engine:
+    """A step execution mode and what running in it has taught (a failed compilation).
+
+    One ``Engine`` shared by several fits (the run layer keeps one per entry
+    point) compiles nothing more after a compilation failed once; a fit given
+    only a mode name gets a fresh one.
+
+    Attributes:
+        mode: one of :data:`MODES` (validated).
+        compile_failed: a ``torch.compile`` failed under this engine: plan eager from now on.
+    """
+
+    def __init__(self, mode: str | None = None):
+        self.mode = engine_mode(mode)
+        self.compile_failed = False
+
+    @classmethod
+    def of(cls, engine: Union["Engine", str, None]) -> "Engine":
+        """``engine`` itself, or a fresh :class:`Engine` of mode name ``engine`` (None: ``auto``)."""
+        return engine if isinstance(engine, Engine) else cls(engine)
+
+    def __repr__(self) -> str:
+        return f"Engine({self.mode!r}, compile_failed={self.compile_failed})"
+
+
 def plan_step(model: nn.Module, sample_shape: Tuple[int, ...], batch_size: int, samples: int,
-              device: torch.device, mode: str | None = None) -> StepPlan:
+              device: torch.device, mode: Union[Engine, str, None] = None) -> StepPlan:
     """The :class:`StepPlan` of a fit of ``samples`` samples in batches of ``batch_size``.
 
     Slices only on CPU and for :func:`per_sample` networks: the largest power of
@@ -134,7 +159,8 @@ def plan_step(model: nn.Module, sample_shape: Tuple[int, ...], batch_size: int, 
     where that was measured to pay: sliced (per-sample, CPU) fits whose
     ``3 * forward FLOPs * samples`` reaches :data:`COMPILE_MIN_TFLOP`.
     """
-    mode = engine_mode(mode)
+    engine = Engine.of(mode)
+    mode = engine.mode
     if mode == "plain":
         return StepPlan()
     fwd, act = profile(model, sample_shape)
@@ -146,7 +172,7 @@ def plan_step(model: nn.Module, sample_shape: Tuple[int, ...], batch_size: int, 
         micro = mb if mb < batch_size else 0
     compiled = mode == "compiled" or (mode == "auto" and micro > 0
                                       and 3 * fwd * samples >= COMPILE_MIN_TFLOP * 1e12)
-    return StepPlan(micro, compiled and not _COMPILE_FAILED)
+    return StepPlan(micro, compiled and not engine.compile_failed)
 
 
 class Stepper:
@@ -157,10 +183,12 @@ class Stepper:
         plan: the step plan.
         batch_size: the protocol's batch; without slices only batches of this
             size run compiled (one static shape), the remainder eager.
+        engine: told when compilation fails (its later plans run eager), or None.
     """
 
-    def __init__(self, model: nn.Module, plan: StepPlan, batch_size: int):
-        self.model, self.plan = model, plan
+    def __init__(self, model: nn.Module, plan: StepPlan, batch_size: int,
+                 engine: Optional[Engine] = None):
+        self.model, self.plan, self.engine = model, plan, engine
         self.compiled_n = plan.micro_batch or batch_size
         self.fast = torch.compile(model) if plan.compiled else model
 
@@ -169,34 +197,33 @@ class Stepper:
         return self.plan.describe()
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        global _COMPILE_FAILED
         if self.fast is self.model or len(x) != self.compiled_n:
             return self.model(x)
         try:
             return self.fast(x)
         except Exception as e:  # noqa: BLE001 - any compiler failure: train eager instead
-            _COMPILE_FAILED = True
+            if self.engine is not None:
+                self.engine.compile_failed = True
             log.warning("torch.compile failed (%s: %s); training eager from now on",
                         type(e).__name__, str(e).splitlines()[0] if str(e) else "")
             self.fast, self.plan = self.model, StepPlan(self.plan.micro_batch, False)
             return self.model(x)
 
-    def backward(self, regime, views: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """Accumulate the gradient of the batch-mean ``regime.loss`` on (views (B, C, H, W), idx (B,)).
+    def backward(self, regime, batch: Batch) -> torch.Tensor:
+        """Accumulate the gradient of the batch-mean ``regime.batch_loss`` on ``batch`` (:meth:`Regime.batch`).
 
         Returns:
             the batch-mean loss (detached scalar).
         """
-        n, mb = len(idx), self.plan.micro_batch
+        n, mb = len(batch), self.plan.micro_batch
         if not mb or n <= mb:
-            loss = regime.loss(self._forward(views), views, idx)
+            loss = regime.batch_loss(self._forward(batch.views), batch)
             loss.backward()
             return loss.detach()
-        stored = getattr(regime, "_batch", None)
-        total = torch.zeros((), device=views.device)
+        total = torch.zeros((), device=batch.views.device)
         for s in range(0, n, mb):
             sl = slice(s, min(s + mb, n))
-            loss = slice_loss(regime, self._forward, views, idx, sl, stored) * ((sl.stop - sl.start) / n)
+            loss = slice_loss(regime, self._forward, batch, sl) * ((sl.stop - sl.start) / n)
             loss.backward()
             total += loss.detach()
         return total

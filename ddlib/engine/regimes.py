@@ -51,6 +51,29 @@ def teacher_probs(teachers: Sequence[nn.Module], x: torch.Tensor, T: float,
 
 
 @dataclass(frozen=True)
+class Batch:
+    """One step's training inputs, handed from :meth:`Regime.batch` to :meth:`Regime.batch_loss`.
+
+    Attributes:
+        views: (B, C, H, W) the training views.
+        idx: (B,) their stored-image indices.
+        stored: (B, K) the per-view teacher logits ``slkd_stored`` replays for
+            these views (fp16), or None for regimes without per-view labels.
+    """
+
+    views: torch.Tensor
+    idx: torch.Tensor
+    stored: Optional[torch.Tensor] = None
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def rows(self, sl: slice) -> "Batch":
+        """Rows ``sl`` of the batch (a micro-batch or a rank's shard)."""
+        return Batch(self.views[sl], self.idx[sl], None if self.stored is None else self.stored[sl])
+
+
+@dataclass(frozen=True)
 class FitPlan:
     """What one training run will do, known before its first step.
 
@@ -68,7 +91,12 @@ class FitPlan:
 
 
 class Regime(abc.ABC):
-    """Base: ``prepare`` once per training run, ``views`` and ``loss`` once per step."""
+    """Base: ``prepare`` once per training run, ``batch`` and ``batch_loss`` once per step.
+
+    A regime holds what ``prepare`` derived for the whole run, never per-step
+    state: what one step's loss needs beyond the views travels in the
+    :class:`Batch` that :meth:`batch` returns.
+    """
 
     name = ""
     online = False
@@ -108,9 +136,18 @@ class Regime(abc.ABC):
         x = images[idx]
         return aug.augment(x, strategy, gen) if strategy else x
 
+    def batch(self, images: torch.Tensor, idx: torch.Tensor, epoch: torch.Tensor, strategy: str,
+              gen: torch.Generator) -> Batch:
+        """One step's :class:`Batch`: :meth:`views` of ``idx`` (B,) in epochs ``epoch`` (B,)."""
+        return Batch(self.views(images, idx, epoch, strategy, gen), idx)
+
     @abc.abstractmethod
     def loss(self, logits: torch.Tensor, views: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Training loss of a batch: student logits (B, K) on ``views`` of stored images ``idx``."""
+
+    def batch_loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Training loss of ``batch`` (from :meth:`batch`) given the student's logits (B, K) on its views."""
+        return self.loss(logits, batch.views, batch.idx)
 
 
 @REGIMES.register("hl")
@@ -256,7 +293,6 @@ class StoredViewKD(Regime):
         self.stored_logits = art["logits"].to(images.device)  # (E, n, K) fp16
         self.op_ids, self.values = art["op_ids"], art["values"]  # (E, n), (E, n, slots) on CPU
         self.ops = aug.parse_strategy(art["ops"])
-        self._batch: Optional[torch.Tensor] = None
 
     def view_params(self, idx: torch.Tensor, epoch: torch.Tensor) -> "aug.MixedParams":
         """The stored parameters of views (epoch[b], idx[b]) as per-row ops."""
@@ -264,27 +300,32 @@ class StoredViewKD(Regime):
         return aug.MixedParams(self.ops, self.op_ids[e, i], self.values[e, i])
 
     def views(self, images, idx, epoch, strategy, gen):
-        e = epoch.to(self.stored_logits.device).long() % len(self.stored_logits)
-        self._batch = self.stored_logits[e, idx.to(e.device)]
-        return aug.apply_mixed(images[idx], self.view_params(idx, e))
+        return self.batch(images, idx, epoch, strategy, gen).views
 
-    def loss(self, logits, views, idx):
-        stored = self._batch if self._batch is not None else self.stored_logits[0, idx]
-        self._batch = None
+    def batch(self, images, idx, epoch, strategy, gen):
+        """The stored views (epoch[b], idx[b]) and, in :attr:`Batch.stored`, their stored logits."""
+        e = epoch.to(self.stored_logits.device).long() % len(self.stored_logits)
+        stored = self.stored_logits[e, idx.to(e.device)]
+        return Batch(aug.apply_mixed(images[idx], self.view_params(idx, e)), idx, stored)
+
+    def _kd(self, logits: torch.Tensor, stored: torch.Tensor) -> torch.Tensor:
         return kd_loss(logits, F.softmax(stored.float() / self.T, dim=1), self.T)
 
+    def loss(self, logits, views, idx):
+        """KD loss against the stored logits of epoch 0's views of ``idx`` (un-augmented callers:
+        :func:`ddlib.engine.train.fit_schedule`); training steps use :meth:`batch_loss`."""
+        return self._kd(logits, self.stored_logits[0, idx])
 
-def slice_loss(regime: Regime, net, views: torch.Tensor, idx: torch.Tensor, sl: slice,
-               stored: Optional[torch.Tensor]) -> torch.Tensor:
-    """``regime``'s mean loss on rows ``sl`` of a batch (views (B, C, H, W), idx (B,)).
+    def batch_loss(self, logits, batch):
+        if batch.stored is None:
+            return self.loss(logits, batch.views, batch.idx)
+        return self._kd(logits, batch.stored)
 
-    ``stored``: the batch's per-view logits that ``slkd_stored``'s ``views`` kept
-    for its ``loss`` (taken before the first slice, as ``loss`` consumes them),
-    or None; the slice's rows are handed back to the regime.
-    """
-    if stored is not None:
-        regime._batch = stored[sl]
-    return regime.loss(net(views[sl]), views[sl], idx[sl])
+
+def slice_loss(regime: Regime, net, batch: Batch, sl: slice) -> torch.Tensor:
+    """``regime``'s mean loss on rows ``sl`` of ``batch`` (a micro-batch or a rank's shard)."""
+    part = batch.rows(sl)
+    return regime.batch_loss(net(part.views), part)
 
 
 def create_regime(name: str) -> Regime:

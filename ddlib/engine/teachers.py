@@ -5,20 +5,24 @@ A teacher is the profile's ``teacher_model`` trained with hard labels for
 ``1000 + i`` for ensemble member ``i`` (never the run seed, so every run of a
 study shares the same teachers).  Nothing is downloaded; a user may name a
 local checkpoint (a ``state_dict`` saved with ``torch.save``) instead.
-Under ``torchrun`` a teacher trains data-parallel (:mod:`ddlib.engine.distributed`).
+Under ``torchrun`` a teacher trains data-parallel (:mod:`ddlib.engine.distributed`)
+in the process group it is given (``dist=``), by default the one its store
+coordinates with: every rank of that group takes the same cache hit or miss,
+so all of them train it together.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 
 from ddlib import __version__
 
-from ddlib.engine import distributed
+from ddlib.engine.distributed import DistInfo
+from ddlib.engine.fastpath import Engine
 from ddlib.core.config import PROTOCOLS, Profile, config_hash
 from ddlib.core.cost import Cost, Meter
 from ddlib.data import Split
@@ -44,13 +48,22 @@ def _build(split: Split, cfg: dict) -> nn.Module:
     return create_model(cfg["arch"], m.num_classes, m.in_chans, m.img_size, seed=cfg["seed"])
 
 
+def store_group(store: Store) -> Optional[DistInfo]:
+    """The torchrun process group ``store`` coordinates its writes with, or None (one process)."""
+    sync = getattr(store, "sync", None)
+    return sync if isinstance(sync, DistInfo) else None
+
+
 def get_teacher(split: Split, profile: Profile, store: Store, member: int = 0, *,
                 arch: str = "", checkpoint: Optional[str] = None,
-                quiet: bool = True) -> Tuple[nn.Module, Cost]:
+                quiet: bool = True, dist: Optional[DistInfo] = None,
+                engine: Union[Engine, str, None] = None) -> Tuple[nn.Module, Cost]:
     """Return teacher ``member`` (eval mode, on the split's device) and its training cost.
 
     The cost is what training it spent (zero seconds for a user's checkpoint);
-    callers charge it to the builds that use the teacher.
+    callers charge it to the builds that use the teacher.  ``dist``: the
+    process group to train it in (default :func:`store_group`); ``engine``: the
+    step execution mode of its training (:func:`ddlib.engine.train.fit`).
     """
     cfg = teacher_config(split, profile, member, arch)
     device = split.train_x.device
@@ -63,6 +76,7 @@ def get_teacher(split: Split, profile: Profile, store: Store, member: int = 0, *
             raise DDLibError(f"cannot load teacher checkpoint {checkpoint}: {e}") from None
         return model.to(device).eval(), Cost(device=device.type)
     key = config_hash(cfg)
+    dist = dist if dist is not None else store_group(store)
     art = store.load_artifact("teachers", key)
     if art is None:
         log.info("training teacher %s (%s, %d epochs) -> %s", key, cfg["arch"], cfg["epochs"],
@@ -73,9 +87,10 @@ def get_teacher(split: Split, profile: Profile, store: Store, member: int = 0, *
             res = fit(model, split.train_x, split.train_y, regime=create_regime("hl"), teachers=[],
                       budget=cfg["epochs"], pool_size=len(split.train_y),
                       protocol=PROTOCOLS.get(cfg["protocol"]), seed=cfg["seed"], quiet=quiet,
-                      desc=f"teacher {member}", dist=distributed.current())
+                      desc=f"teacher {member}", dist=dist, engine=engine)
             meter.backward(res.samples_seen)
-            meter.fwd = int(distributed.all_sum(meter.fwd))  # under torchrun each rank saw its slice
+            if dist is not None:  # each rank saw its slice
+                meter.fwd = int(dist.all_sum(meter.fwd))
         val = evaluate(model, split.val_x, split.val_y)
         art = {"state": {k: v.cpu() for k, v in model.state_dict().items()},
                "cost": meter.cost.as_dict(), "val_accuracy": val, "config": cfg}
@@ -86,12 +101,14 @@ def get_teacher(split: Split, profile: Profile, store: Store, member: int = 0, *
 
 
 def get_teachers(split: Split, profile: Profile, store: Store, n: int, *, quiet: bool = True,
-                 checkpoint: Optional[str] = None, arch: str = "") -> Tuple[List[nn.Module], Cost]:
+                 checkpoint: Optional[str] = None, arch: str = "",
+                 dist: Optional[DistInfo] = None,
+                 engine: Union[Engine, str, None] = None) -> Tuple[List[nn.Module], Cost]:
     """The first ``n`` ensemble members (of ``arch``, default the profile's) and their training costs."""
     models, total = [], Cost(device=split.train_x.device.type)
     for i in range(n):
         m, c = get_teacher(split, profile, store, i, quiet=quiet, arch=arch,
-                           checkpoint=checkpoint if i == 0 else None)
+                           checkpoint=checkpoint if i == 0 else None, dist=dist, engine=engine)
         for p in m.parameters():
             p.requires_grad_(False)
         models.append(m)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from ddlib.engine import augment as aug
 from ddlib.core.config import Protocol
-from ddlib.engine.fastpath import Stepper, plan_step
+from ddlib.engine.fastpath import Engine, Stepper, plan_step
 from ddlib.engine.regimes import FitPlan, Regime
 from ddlib.core.seeding import generator
 
@@ -92,7 +92,7 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
         seed: int, augment: Optional[str] = None, quiet: bool = True,
         desc: str = "train", lr: Optional[float] = None, cache=None,
         lr_schedule: Optional[torch.Tensor] = None, schedule_chunks: int = 1,
-        dist=None, engine: Optional[str] = None) -> FitResult:
+        dist=None, engine: Union[Engine, str, None] = None) -> FitResult:
     """Train ``model`` in place on (images (M, C, H, W), labels (M,) or (M, K)).
 
     Args:
@@ -115,7 +115,9 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
             the torchrun processes with DDP (same result as one process, up to
             float rounding); None trains in this process alone.
         engine: step execution mode (:mod:`ddlib.engine.fastpath`: "auto", "plain",
-            "eager", "compiled"; default ``$DDLIB_ENGINE`` or "auto"); it
+            "eager", "compiled"; default "auto"; the run layer passes
+            ``$DDLIB_ENGINE``), or an :class:`ddlib.engine.fastpath.Engine`
+            shared with other fits (it remembers a failed compilation); it
             changes speed and float rounding, not what is computed.
     """
     if lr_schedule is not None:
@@ -139,26 +141,27 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
 
         net = distributed.wrap(model, dist)
     else:
-        plan = plan_step(model, tuple(images.shape[1:]), protocol.batch_size, samples, device, engine)
-        stepper = Stepper(model, plan, protocol.batch_size)
+        eng = Engine.of(engine)
+        plan = plan_step(model, tuple(images.shape[1:]), protocol.batch_size, samples, device, eng)
+        stepper = Stepper(model, plan, protocol.batch_size, eng)
     loss_val = float("nan")
     for step, bs in enumerate(tqdm(sizes, desc=desc, disable=quiet, leave=False)):
         for g in opt.param_groups:
             g["lr"] = lr_at(protocol, step, len(sizes)) * base_lr / protocol.lr
         idx, epoch = order.next_with_epoch(bs)
         idx = idx.to(device)
-        views = regime.views(images, idx, epoch, strategy, agen)
+        batch = regime.batch(images, idx, epoch, strategy, agen)
         opt.zero_grad(set_to_none=True)
         if dist is None:
-            loss = stepper.backward(regime, views, idx)
+            loss = stepper.backward(regime, batch)
         else:  # every rank drew the same global batch and views; each trains on its slice
-            loss = distributed.shard_loss(net, regime, views, idx, dist)
+            loss = distributed.shard_loss(net, regime, batch, dist)
             loss.backward()
         opt.step()
         loss_val = float(loss.detach())
     if dist is not None:
         distributed.unwrap(model)
-        loss_val = distributed.all_sum(loss_val) / dist.world  # the global batch's mean loss
+        loss_val = dist.all_sum(loss_val) / dist.world  # the global batch's mean loss
     return FitResult(len(sizes), sum(sizes), time.perf_counter() - t0, loss_val,
                      stepper.describe() if dist is None else "ddp")
 

@@ -54,16 +54,19 @@ def build_key(r: RunConfig) -> str:
     return config_hash(cfg)
 
 
-def condensed_set(r: RunConfig, split: Split, store: Store, quiet: bool = True
+def condensed_set(r: RunConfig, split: Split, store: Store, quiet: bool = True, engine=None
                   ) -> Tuple[torch.Tensor, torch.Tensor, Cost, dict]:
-    """Build (or load from cache) the condensed set of run ``r``: images, labels, cost, extras."""
+    """Build (or load from cache) the condensed set of run ``r``: images, labels, cost, extras.
+
+    ``engine``: the step execution mode of the build's trainings (:class:`Context`).
+    """
     key = build_key(r)
     art = store.load_artifact("condensed", key)
     if art is None:
         hp = {k: v for k, v in r.hparams if k != "teacher_ckpt"}
         ctx = Context(PROFILES.get(r.profile), store, Meter(), quiet,
                       dict(r.hparams).get("teacher_ckpt"),
-                      budget=r.budget if uses_budget(r.method) else None)
+                      budget=r.budget if uses_budget(r.method) else None, engine=engine)
         log.info("building %s ipc=%d seed=%d -> %s", r.method, r.ipc, r.seed,
                  store.artifact_path("condensed", key))
         if method_family(r.method) == "coreset":

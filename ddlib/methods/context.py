@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import torch
 import torch.nn as nn
@@ -27,6 +27,9 @@ class Context:
         budget: the training budget (full-train-set epochs) the set is built for;
             only builders marked ``uses_budget`` may read it (it is then part of
             their cache key).
+        engine: the step execution mode of the trainings a build runs (teacher,
+            scoring models): a :class:`ddlib.engine.fastpath.Engine` or mode
+            name, None = "auto" (the run layer passes ``$DDLIB_ENGINE``).
     """
 
     profile: Profile
@@ -35,6 +38,7 @@ class Context:
     quiet: bool = True
     teacher_checkpoint: Optional[str] = None
     budget: Optional[float] = None
+    engine: Any = None
     _teachers: List[nn.Module] = field(default_factory=list)
     _teacher_cost: Optional[Cost] = None
     _charged: Optional[Meter] = None
@@ -51,7 +55,7 @@ class Context:
             with self.meter.upstream():
                 models, self._teacher_cost = get_teachers(
                     split, self.profile, self.store, 1, quiet=self.quiet,
-                    checkpoint=self.teacher_checkpoint)
+                    checkpoint=self.teacher_checkpoint, engine=self.engine)
             self._teachers = models
         if self._charged is not self.meter:
             self.meter.charge(self._teacher_cost)

@@ -4,6 +4,10 @@
 papermill writes executed copies into ``book/`` with the chosen profile
 injected; ``book/execution_status.md`` records how long each took and where;
 ``jupyter-book build -W -n --keep-going .`` renders them without executing.
+
+The kernels and jupyter-book inherit this process's environment unread: the
+``DDLIB_*`` variables pass on to the notebooks, whose run-layer calls read
+them once (:mod:`ddlib.run.settings`).
 """
 from __future__ import annotations
 

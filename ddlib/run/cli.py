@@ -7,6 +7,10 @@
 Every user error (unknown name, bad IPC, missing data, corrupt file) is one
 line on stderr starting with ``ddlib: error:`` and exit status 2; nothing
 stored is changed by a run that fails.
+
+The environment (``$DDLIB_HOME``, ``$DDLIB_DATA``, ``$DDLIB_DEVICE``,
+``$DDLIB_ENGINE``, torchrun's ranks) is read once, in :func:`main`, into a
+:class:`ddlib.run.settings.Settings` that every command receives.
 """
 from __future__ import annotations
 
@@ -39,7 +43,7 @@ def _hp(items: List[str]):
     return tuple(out)
 
 
-def cmd_list(args) -> None:
+def cmd_list(args, settings) -> None:
     from ddlib.core.config import PROFILES, PROTOCOLS
     from ddlib.methods.coresets import CORESETS
     from ddlib.data import dataset_names
@@ -54,11 +58,10 @@ def cmd_list(args) -> None:
         print(f"{title}: {', '.join(names)}")
 
 
-def cmd_run(args) -> None:
+def cmd_run(args, settings) -> None:
     from ddlib.engine import distributed
     from ddlib.core.config import RunConfig
     from ddlib.run.runner import run
-    from ddlib.core.store import Store
 
     hp = _hp(args.hp)
     if args.teacher_checkpoint:
@@ -66,15 +69,17 @@ def cmd_run(args) -> None:
     cfg = RunConfig(dataset=args.dataset, method=args.method, ipc=args.ipc, regime=args.regime,
                     budget=args.budget, seed=args.seed, profile=args.profile, model=args.model,
                     protocol=args.protocol, hparams=hp, eval_lr=args.eval_lr)
-    store = Store()
-    info = distributed.init_from_env(args.device)  # under torchrun: DDP teacher and student training
+    tr = settings.torchrun  # under torchrun: DDP teacher and student training, rank 0 writes
+    info = distributed.init(tr.rank, tr.world, tr.local_rank, args.device) if tr is not None else None
     try:
+        store = settings.store(sync=info) if info is not None else settings.store()
         if info is not None and not info.is_main:
             logging.getLogger("ddlib").setLevel(logging.WARNING)
         row, reused = run(cfg, store, device=info.device if info else args.device,
-                          quiet=args.quiet or bool(info and not info.is_main), dist=info)
+                          quiet=args.quiet or bool(info and not info.is_main), dist=info,
+                          settings=settings)
     finally:
-        distributed.shutdown()
+        distributed.shutdown(info)
     if info is not None and not info.is_main:
         return
     print(f"{'reused' if reused else 'stored'} {row['key']}: {row['dataset']} {row['method']} "
@@ -82,10 +87,10 @@ def cmd_run(args) -> None:
           f"accuracy={row['accuracy']:.4f} -> {store.db_path}")
 
 
-def cmd_results(args) -> None:
-    from ddlib.core.store import COLUMNS, Store
+def cmd_results(args, settings) -> None:
+    from ddlib.core.store import COLUMNS
 
-    df = Store().frame(dataset=args.dataset, method=args.method, profile=args.profile)
+    df = settings.store().frame(dataset=args.dataset, method=args.method, profile=args.profile)
     if args.format == "csv":
         df.to_csv(sys.stdout, index=False)
         return
@@ -93,23 +98,22 @@ def cmd_results(args) -> None:
     print(df[cols].to_string(index=False) if len(df) else "no stored runs")
 
 
-def cmd_book(args) -> None:
+def cmd_book(args, settings) -> None:
     from ddlib.run.book import build_book
 
     build_book(profile=args.profile, only=args.notebook, skip_build=args.no_build, quiet=args.quiet)
 
 
-def cmd_grid(args) -> None:
-    from ddlib.engine.distributed import launched
+def cmd_grid(args, settings) -> None:
     from ddlib.run.grid import run_grid
     from ddlib.run.grid_ray import RayOptions
 
-    if launched():
+    if settings.torchrun is not None:
         raise DDLibError("grid does not run under torchrun; use --workers N or --ray ADDRESS "
                          "(torchrun is for one run: torchrun -m ddlib run ...)")
     ray = RayOptions(args.ray, args.ray_cpus, args.ray_memory_gb) if args.ray else None
-    summary = run_grid(args.config, workers=args.workers, fail_fast=args.fail_fast, quiet=args.quiet,
-                       ray=ray)
+    summary = run_grid(args.config, settings.store(), workers=args.workers, fail_fast=args.fail_fast,
+                       quiet=args.quiet, ray=ray)
     print(summary.line())
     for key, err in summary.failed:
         print(f"failed {key}: {err}")
@@ -158,12 +162,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="ddlib: %(message)s", stream=sys.stderr)
     try:
         args = p.parse_args(argv)
-        if args.cmd in ("run", "book", "grid"):
-            from ddlib.engine.fastpath import engine_mode
+        from ddlib.run.settings import Settings
 
-            engine_mode()  # a bad $DDLIB_ENGINE fails before anything is built
+        settings = Settings.from_env()  # the one read; a bad $DDLIB_ENGINE fails before anything is built
         {"list": cmd_list, "run": cmd_run, "results": cmd_results, "book": cmd_book,
-         "grid": cmd_grid}[args.cmd](args)
+         "grid": cmd_grid}[args.cmd](args, settings)
     except DDLibError as e:
         print(f"ddlib: error: {e}", file=sys.stderr)
         return 2

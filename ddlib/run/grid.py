@@ -28,6 +28,7 @@ from ddlib.core.store import Store
 from ddlib.run import runner
 from ddlib.run.grid_ray import run_on_ray
 from ddlib.run.runner import error_text, validate
+from ddlib.run.settings import default_store
 from ddlib.run.study import Study
 
 KEYS = ("dataset", "methods", "ipcs", "regimes", "budgets", "seeds", "profile", "model")
@@ -111,7 +112,7 @@ def run_grid(spec, store: Optional[Store] = None, *, workers: int = 1, fail_fast
             "local", "host:port") or a :class:`ddlib.run.grid_ray.RayOptions`
             (``workers`` is then ignored; see :mod:`ddlib.run.grid_ray`).
     """
-    store = store or Store()
+    store = store or default_store()
     if isinstance(spec, (str, Path)):
         spec = load_grid(str(spec))
     cfgs = configs(spec)

@@ -31,7 +31,7 @@ import torch
 from ddlib.core.config import PROFILES, RunConfig
 from ddlib.core.registry import DDLibError
 from ddlib.core.store import Store
-from ddlib.data import load
+from ddlib.run.settings import load_data
 from ddlib.engine.regimes import REGIMES
 from ddlib.engine.teachers import get_teachers
 from ddlib.methods.build import build_key
@@ -140,7 +140,7 @@ def _teachers_task(dataset: str, profile: str, n: int, checkpoint: str, root: st
     _setup(threads)
     try:
         prof = PROFILES.get(profile)
-        get_teachers(load(dataset, prof, device), prof, _TaskStore(root), n, quiet=True,
+        get_teachers(load_data(dataset, prof, device), prof, _TaskStore(root), n, quiet=True,
                      checkpoint=checkpoint or None)
         return None
     except Exception as e:  # the runs that need the teachers report it again

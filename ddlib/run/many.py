@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from ddlib.core.config import RunConfig
 from ddlib.core.seeding import pick_device
@@ -30,6 +30,7 @@ from ddlib.engine.batched import can_batch, fit_many, fit_threads
 from ddlib.engine.regimes import module_hash
 from ddlib.run import runner
 from ddlib.run.runner import RunPlan, validate
+from ddlib.run.settings import Settings, resolve
 
 # regimes trained together here; slkd_stored (a relabel pass and its per-view
 # logits per run) keeps the one-by-one path, as before the prepare/finish split
@@ -43,26 +44,29 @@ THREAD_CHUNK = 8
 log = logging.getLogger("ddlib")
 
 
-def run_many(cfgs: Sequence[RunConfig], store: Store, *, quiet: bool = True) -> int:
+def run_many(cfgs: Sequence[RunConfig], store: Store, *, quiet: bool = True,
+             settings: Optional[Settings] = None) -> int:
     """Compute the missing runs of ``cfgs`` several at a time; returns how many were stored.
 
     Runs already stored, and runs that cannot train together, are left alone
     (see the module docstring); the caller runs what is still missing one by one.
+    ``settings``: the environment's (device, data folder, engine), read once when None.
     """
+    settings = resolve(settings)
     pending: Dict[str, RunConfig] = {}
     for cfg in cfgs:
         key = cfg.key()
         if key not in pending and store.get(key) is None:
             pending[key] = cfg
     todo = list(pending.values())
-    if CPU_THREADS and pick_device().type == "cpu":
+    if CPU_THREADS and pick_device(settings.device).type == "cpu":
         todo.sort(key=lambda c: -c.budget)  # longest first: chunks of similar length
-        return sum(_train_and_store(todo[i:i + THREAD_CHUNK], store, quiet, threads=True)
+        return sum(_train_and_store(todo[i:i + THREAD_CHUNK], store, quiet, settings, threads=True)
                    for i in range(0, len(todo), THREAD_CHUNK))
     groups: Dict[str, List[RunConfig]] = {}
     for cfg in todo:
         groups.setdefault(dataclasses.replace(cfg, seed=0).key(), []).append(cfg)
-    return sum(_train_and_store(g, store, quiet, threads=False) for g in groups.values() if len(g) >= 2)
+    return sum(_train_and_store(g, store, quiet, settings, threads=False) for g in groups.values() if len(g) >= 2)
 
 
 def _compatible(plans: Sequence[RunPlan]) -> bool:
@@ -81,12 +85,13 @@ def _compatible(plans: Sequence[RunPlan]) -> bool:
     return can_batch(models) and len({q.device for m in models for q in m.parameters()}) == 1
 
 
-def _train_and_store(cfgs: Sequence[RunConfig], store: Store, quiet: bool, *, threads: bool) -> int:
+def _train_and_store(cfgs: Sequence[RunConfig], store: Store, quiet: bool, settings: Settings, *,
+                     threads: bool) -> int:
     """Prepare ``cfgs``, train them together, finish (store) each; how many were stored."""
     batchable = [c for c in cfgs if validate(c).regime in BATCHED_REGIMES]
     if not batchable or (not threads and len(batchable) != len(cfgs)):
         return 0
-    plans = [runner.prepare(c, store, quiet=quiet) for c in batchable]
+    plans = [runner.prepare(c, store, quiet=quiet, settings=settings) for c in batchable]
     if threads:
         for p in plans:
             log.info("%s", p.describe())

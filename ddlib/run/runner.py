@@ -36,12 +36,14 @@ from ddlib.data import Split, load
 from ddlib.data.sources import SOURCES
 from ddlib.engine.batched import FitArgs
 from ddlib.engine.distributed import DistInfo
+from ddlib.engine.fastpath import Engine
 from ddlib.engine.models import MODELS, create_model
 from ddlib.engine.regimes import REGIMES, Regime, create_regime
 from ddlib.engine.teachers import get_teachers
 from ddlib.engine.train import FitResult, evaluate, fit
 from ddlib.methods.build import build_key, condensed_set, method_family
 from ddlib.methods.context import check_ipc
+from ddlib.run.settings import Settings, resolve
 
 log = logging.getLogger("ddlib")
 
@@ -99,6 +101,8 @@ class RunPlan:
         lr_schedule: learnt per-step learning rates to replay (DD), else None.
         quiet: no progress bars.
         dist: the torchrun process group (:class:`ddlib.engine.distributed.DistInfo`), or None.
+        engine: how the run's fits execute their steps, shared by the run's teacher, build
+            and student fits (a failed compilation is tried once per run).
     """
 
     cfg: RunConfig
@@ -121,6 +125,7 @@ class RunPlan:
     lr_schedule: Optional[torch.Tensor]
     quiet: bool = True
     dist: Optional[DistInfo] = None
+    engine: Optional[Engine] = None
 
     @property
     def fit_args(self) -> FitArgs:
@@ -131,7 +136,7 @@ class RunPlan:
                        lr=self.lr, seed=r.seed, quiet=self.quiet,
                        desc=f"{r.method} ipc={r.ipc} {r.regime} B={r.budget:g}",
                        cache=(self.store, build_key(r)), lr_schedule=self.lr_schedule,
-                       schedule_chunks=int(self.extras.get("steps", 1)))
+                       schedule_chunks=int(self.extras.get("steps", 1)), engine=self.engine)
 
     def describe(self) -> str:
         r = self.r
@@ -140,23 +145,28 @@ class RunPlan:
 
 
 def prepare(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] = None,
-            quiet: bool = True, dist: Optional[DistInfo] = None) -> RunPlan:
+            quiet: bool = True, dist: Optional[DistInfo] = None,
+            settings: Optional[Settings] = None) -> RunPlan:
     """Config -> plan: data, condensed set (built or cached), regime, teachers, initial student.
 
     Args:
         cfg: the run (validated here; the store is not looked up).
-        store: results and artifact store (default: ``$DDLIB_HOME``).
+        store: results and artifact store (default: the settings' store, ``$DDLIB_HOME``).
         device: where to train ("cpu", "cuda", ...; default :func:`ddlib.core.seeding.pick_device`).
         quiet: no progress bars.
         dist: the torchrun process group the fit is split across, or None.
+        settings: the environment's (:mod:`ddlib.run.settings`), read here when None;
+            they give the store (when None), device (when None), data folder and engine mode.
     """
-    store = store or Store()
+    settings = resolve(settings)
+    store = store or settings.store()
+    engine = Engine(settings.engine)
     r = validate(cfg)
     prof = PROFILES.get(r.profile)
-    dev = pick_device(device)
-    split = load(r.dataset, prof, dev)
+    dev = pick_device(device or settings.device)
+    split = load(r.dataset, prof, dev, data_dir=settings.data)
     check_ipc(split, r.ipc)
-    images, labels, cost, extras = condensed_set(r, split, store, quiet)
+    images, labels, cost, extras = condensed_set(r, split, store, quiet, engine=engine)
     protocol = PROTOCOLS.get(r.protocol)
     lr = protocol.lr
     if r.eval_lr == "learned":
@@ -174,10 +184,10 @@ def prepare(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[s
     regime = create_regime(r.regime)
     # a set built against its own teacher (sre2l's BN teacher) is relabelled by that teacher
     teacher_arch = str(extras.get("teacher_arch", "")) or prof.teacher_model
-    # under torchrun the teachers train data-parallel; get_teachers finds the process
-    # group itself (ddlib.engine.distributed.current()), which is ``dist`` here
+    # under torchrun the teachers train data-parallel in the run's process group
     teachers, _ = get_teachers(split, prof, store, regime.n_teachers(prof), quiet=quiet,
-                               checkpoint=dict(r.hparams).get("teacher_ckpt"), arch=teacher_arch)
+                               checkpoint=dict(r.hparams).get("teacher_ckpt"), arch=teacher_arch,
+                               dist=dist, engine=engine)
     m = split.meta
     model = create_model(r.model, m.num_classes, m.in_chans, m.img_size,
                          seed=stream_seed(r.seed, "init")).to(dev)
@@ -188,7 +198,7 @@ def prepare(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[s
             raise DDLibError(f"the {r.method} set was learnt for another network than {r.model}; "
                              f"distil it with model={r.model}") from None
     return RunPlan(cfg, r, cfg.key(), store, dev, prof, split, images.to(dev), labels.to(dev), cost, extras,
-                   regime, teachers, teacher_arch, model, protocol, lr, schedule, quiet, dist)
+                   regime, teachers, teacher_arch, model, protocol, lr, schedule, quiet, dist, engine)
 
 
 def fit_plan(plan: RunPlan) -> FitResult:
@@ -226,21 +236,24 @@ def finish(plan: RunPlan, res: FitResult) -> Dict:
 
 
 def run(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[str] = None,
-        quiet: bool = True, dist: Optional[DistInfo] = None) -> Tuple[Dict, bool]:
+        quiet: bool = True, dist: Optional[DistInfo] = None,
+        settings: Optional[Settings] = None) -> Tuple[Dict, bool]:
     """Run (or reuse) one config; returns (row, reused).
 
     Args:
         cfg: the run.
-        store: results store (default: ``$DDLIB_HOME``).
+        store: results store (default: the settings' store, ``$DDLIB_HOME``).
         device: where to train (default: :func:`ddlib.core.seeding.pick_device`).
         quiet: no progress bars.
         dist: under torchrun, this process's :class:`ddlib.engine.distributed.DistInfo`
             (every rank calls ``run``; the fit is split across them).
+        settings: the environment's (:mod:`ddlib.run.settings`), read here when None.
     """
-    store = store or Store()
+    settings = resolve(settings)
+    store = store or settings.store()
     validate(cfg)
     hit = store.get(cfg.key())
     if hit is not None:
         return hit, True
-    plan = prepare(cfg, store, device=device, quiet=quiet, dist=dist)
+    plan = prepare(cfg, store, device=device, quiet=quiet, dist=dist, settings=settings)
     return finish(plan, fit_plan(plan)), False

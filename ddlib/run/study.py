@@ -17,12 +17,11 @@ from tqdm import tqdm
 
 from ddlib.core.config import PROFILES, RunConfig
 from ddlib.core.registry import DDLibError
-from ddlib.core.seeding import pick_device
 from ddlib.core.store import Store
-from ddlib.data import load
 from ddlib.methods.build import build_key
 from ddlib.run.many import run_many
 from ddlib.run.runner import run, validate
+from ddlib.run.settings import Settings, default_device, default_store, load_data
 
 log = logging.getLogger("ddlib")
 
@@ -92,14 +91,15 @@ class Study:
         single-threaded runs pay (benchmarks/README.md); ``fit_many``, the
         CUDA path, is tested but its speed there not yet measured.
         """
-        store = store or Store()
+        settings = Settings.from_env()  # the notebook boundary: the environment, read once
+        store = store or settings.store()
         cfgs = self.configs()
         log.info("study: %d runs on profile %s, results in %s", len(cfgs), self.profile, store.db_path)
         keys, computed = [], 0
-        if batch_seeds if batch_seeds is not None else pick_device().type == "cpu":
-            computed += run_many(cfgs, store)  # the loop below finds these rows stored
+        if batch_seeds if batch_seeds is not None else default_device(settings=settings).type == "cpu":
+            computed += run_many(cfgs, store, settings=settings)  # the loop below finds these rows stored
         for cfg in tqdm(cfgs, desc="study", disable=quiet):
-            row, hit = run(cfg, store, quiet=True)
+            row, hit = run(cfg, store, quiet=True, settings=settings)
             keys.append(row["key"])
             computed += not hit
         log.info("study: %d computed, %d reused", computed, len(cfgs) - computed)
@@ -129,14 +129,14 @@ class Study:
         the grid's first) and ``seed`` (default: the first); pixels are mapped
         back from the dataset's normalisation and clipped.
         """
-        store = store or Store()
+        store = store or default_store()
         r = validate(RunConfig(self.dataset, method or self.methods[0], int(ipc or self.ipcs[0]), self.regimes[0],
                                self.budgets[0], self.seeds[0] if seed is None else int(seed),
                                self.profile, hparams=self.hparams, eval_lr=self.eval_lr))
         art = store.load_artifact("condensed", build_key(r))
         if art is None:
             raise DDLibError(f"no stored {r.method} set for seed {r.seed}; run the study first")
-        meta = load(r.dataset, PROFILES.get(r.profile)).meta
+        meta = load_data(r.dataset, PROFILES.get(r.profile)).meta
         mean = torch.tensor(meta.mean).view(1, -1, 1, 1)
         std = torch.tensor(meta.std).view(1, -1, 1, 1)
         return (art["images"] * std + mean).clamp(0, 1), art["labels"]
@@ -153,7 +153,7 @@ def lr_table(studies: Sequence[Study], store: Optional[Store] = None) -> pd.Data
     One row per (variant, seed), one column per GD step; studies whose sets
     carry no learnt lrs are left out.
     """
-    store = store or Store()
+    store = store or default_store()
     rows = []
     for st in studies:
         for seed in st.seeds:
@@ -172,5 +172,5 @@ def lr_table(studies: Sequence[Study], store: Optional[Store] = None) -> pd.Data
 def full_pool_ipc(profile: str, dataset: str = "") -> int:
     """The largest class-balanced IPC of the profile's train pool (the "full data" set)."""
     p = PROFILES.get(profile)
-    y = load(dataset or p.dataset, p).train_y
+    y = load_data(dataset or p.dataset, p).train_y
     return int(torch.bincount(y).min())

@@ -171,7 +171,7 @@ def _compute(kind: str, train, ctx, seed: int, epochs: int, n_models: int) -> Tu
             regime = _RecordingHL(n, epochs) if kind == "forgetting" else create_regime("hl")
             res = _train.fit(model, x, y, regime=regime, teachers=[], budget=epochs, pool_size=n,
                       protocol=protocol, seed=s, augment="", quiet=ctx.quiet,
-                      desc=f"{kind} scorer {i}")
+                      desc=f"{kind} scorer {i}", engine=ctx.engine)
             meter.backward(res.samples_seen)
             if kind == "el2n":
                 total += el2n(_train.predict_logits(model, x), y).cpu()

@@ -171,7 +171,7 @@ def teacher_of(train, ctx, arch: str = ""):
         from ddlib.engine.teachers import get_teacher
 
         with ctx.meter.upstream():
-            t, cost = get_teacher(train, prof, ctx.store, 0, arch=arch, quiet=ctx.quiet)
+            t, cost = get_teacher(train, prof, ctx.store, 0, arch=arch, quiet=ctx.quiet, engine=ctx.engine)
         ctx.meter.charge(cost)
         ctx.meter.watch(t)
     for p in t.parameters():

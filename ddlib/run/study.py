@@ -44,18 +44,16 @@ class Study:
                     methods: Sequence[str] = (), ipcs: Sequence[int] = (),
                     regimes: Sequence[str] = (), budgets: Sequence[float] = (),
                     seeds: Sequence[int] = (), eval_lr: str = "protocol",
-                    hparams: Optional[dict] = None, chapter: str = "") -> "Study":
-        """Fill empty parameters from the chapter's grid (:mod:`ddlib.chapters.grids`), then
-        the profile's defaults, and validate every name."""
-        from ddlib.chapters.grids import chapter_grid
+                    hparams: Optional[dict] = None) -> "Study":
+        """Fill empty parameters from the profile's defaults and validate every name.
 
+        A chapter's grid is filled in one layer up (:func:`ddlib.chapters.study`)."""
         p = PROFILES.get(profile)
-        g = chapter_grid(chapter, profile) if chapter else {}
-        s = cls(profile, dataset or p.dataset, tuple(methods or g.get("methods") or p.methods),
-                tuple(int(i) for i in (ipcs or g.get("ipcs") or p.ipcs)),
-                tuple(regimes or g.get("regimes") or p.regimes),
-                tuple(float(b) for b in (budgets or g.get("budgets") or p.budgets)),
-                tuple(int(x) for x in (seeds or g.get("seeds") or p.seeds)),
+        s = cls(profile, dataset or p.dataset, tuple(methods or p.methods),
+                tuple(int(i) for i in (ipcs or p.ipcs)),
+                tuple(regimes or p.regimes),
+                tuple(float(b) for b in (budgets or p.budgets)),
+                tuple(int(x) for x in (seeds or p.seeds)),
                 eval_lr, tuple(sorted((hparams or {}).items())))
         for cfg in s.configs():
             validate(cfg)
@@ -126,7 +124,7 @@ class Study:
         the grid's first) and ``seed`` (default: the first); pixels are mapped
         back from the dataset's normalisation and clipped.
         """
-        from ddlib.data import load
+        from ddlib.data import load, unnormalize
         from ddlib.methods.build import build_key
 
         store = store or Store()
@@ -136,10 +134,7 @@ class Study:
         art = store.load_artifact("condensed", build_key(r))
         if art is None:
             raise DDLibError(f"no stored {r.method} set for seed {r.seed}; run the study first")
-        meta = load(r.dataset, PROFILES.get(r.profile)).meta
-        mean = torch.tensor(meta.mean).view(1, -1, 1, 1)
-        std = torch.tensor(meta.std).view(1, -1, 1, 1)
-        return (art["images"] * std + mean).clamp(0, 1), art["labels"]
+        return unnormalize(art["images"], load(r.dataset, PROFILES.get(r.profile)).meta), art["labels"]
 
 
 def run_all(studies: Sequence[Study], store: Optional[Store] = None, *, quiet: bool = False) -> pd.DataFrame:

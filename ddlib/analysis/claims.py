@@ -160,7 +160,7 @@ def dd_fixed_init(frame: pd.DataFrame) -> Verdict:
 
 
 # -- (2), (3) Rethinking DD ------------------------------------------------------------------
-def distilled_beat_coresets_hl(frame: pd.DataFrame) -> Verdict:
+def distillers_beat_coresets_hl(frame: pd.DataFrame) -> Verdict:
     df = rows(frame, ["distilled_vs_coresets"], regime="hl")
     duel = family_duel(df[df["ipc"] <= SMALL_IPC])
     if duel.empty:
@@ -289,7 +289,7 @@ for _c in (
     Claim("c2_distilled_beat_coresets_hl", "Under plain ERM with hard labels, distilled sets beat coresets "
           "at small IPC.", "Rethinking DD (2026)", "3 (distilled_vs_coresets)",
           f"Settings: HL, IPC <= {SMALL_IPC}, each budget; support = CI of (best distiller - best coreset, by "
-          "mean) above 0. " + RULE, distilled_beat_coresets_hl),
+          "mean) above 0. " + RULE, distillers_beat_coresets_hl),
     Claim("c3_teacher_shrinks_advantage", "With teacher supervision (SL+KD, multi-teacher) the advantage of "
           "distilled sets over coresets shrinks or vanishes.", "Rethinking DD (2026)",
           "3 (distilled_vs_coresets)",

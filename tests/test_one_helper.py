@@ -68,3 +68,21 @@ def test_reference_cache_builds_once_and_starts_over_when_full():
     for key in ("a", "a", "b", "c"):
         cache.get((key,), lambda k=key: calls.append(k) or k)
     assert calls == ["a", "b", "c"] and list(cache.entries) == [("c",)]
+
+
+def test_teacher_passes_and_reference_teacher_ask_the_cached_teacher(monkeypatch, home):
+    """The run layer's teacher measurements: one get_teacher call each, counted as the Pareto chapter counts."""
+    import ddlib.run.measure as measure
+    from ddlib.core.cost import Cost
+
+    seen = []
+
+    def fake_get_teacher(split, prof, store):
+        seen.append((split.meta.name, prof.name, store))
+        return "net", Cost(fwd=100, bwd=30)
+
+    monkeypatch.setattr(measure, "get_teacher", fake_get_teacher)
+    assert measure.teacher_passes("smoke", "digits", home) == 160
+    assert measure.teacher_passes("smoke", "digits", home, backward_weight=1.0) == 130
+    split, net = measure.reference_teacher("smoke", "digits", home)
+    assert net == "net" and split.meta.name == "digits" and seen[-1] == ("digits", "smoke", home)

@@ -1,9 +1,10 @@
 """The book's per-chapter grids: valid on every profile, shared budgets, honest run counts."""
 import pytest
 
+from ddlib.chapters import dd2018_studies, study
 from ddlib.chapters.grids import CHAPTERS, chapter_grid, chapters_table
 from ddlib.core.registry import DDLibError
-from ddlib.run.study import Study
+from ddlib.run.study import Study, full_pool_ipc
 
 
 def test_unknown_chapter_or_profile_is_one_clear_error():
@@ -23,10 +24,10 @@ def test_every_chapter_grid_validates_and_counts_its_runs(profile):
     for ch in CHAPTERS.names():
         if profile not in CHAPTERS.get(ch):
             continue
-        s = Study.from_params(profile=profile, chapter=ch)
+        s = study(ch, profile)
         assert len(s.configs()) == table.loc[ch, profile]
         # a parameter the notebook sets wins over the chapter's grid
-        assert Study.from_params(profile=profile, chapter=ch, seeds=[7]).seeds == (7,)
+        assert study(ch, profile, seeds=[7]).seeds == (7,)
 
 
 @pytest.mark.parametrize("profile", ["smoke", "default"])
@@ -35,13 +36,32 @@ def test_chapter_two_and_three_share_their_budget(profile):
     b3 = set(chapter_grid("distilled_vs_coresets", profile)["budgets"])
     for ch in ("label_regimes", "cad_vs_el2n", "convergence"):
         assert b3 <= set(chapter_grid(ch, profile)["budgets"]), ch
-    shared = set(Study.from_params(profile=profile, chapter="label_regimes").configs()) & \
-        set(Study.from_params(profile=profile, chapter="distilled_vs_coresets").configs())
+    shared = set(study("label_regimes", profile).configs()) & \
+        set(study("distilled_vs_coresets", profile).configs())
     assert shared, "no run is shared between chapters 2 and 3"
 
 
 def test_full_data_study_keeps_every_image():
-    s = Study.from_params(profile="smoke", chapter="label_regimes").full_data()
+    s = study("label_regimes", "smoke").full_data()
     assert s.methods == ("random",) and s.regimes == ("hl",)
-    from ddlib.run.study import full_pool_ipc
     assert s.ipcs == (full_pool_ipc("smoke"),)
+
+
+def test_a_chapter_study_fills_the_grid_then_the_profile():
+    g = chapter_grid("label_regimes", "smoke")
+    s = study("label_regimes", "smoke", ipcs=[5])
+    assert (s.methods, s.regimes, s.budgets, s.ipcs) == (g["methods"], g["regimes"], g["budgets"], (5,))
+    assert s == Study.from_params(profile="smoke", methods=g["methods"], ipcs=[5], regimes=g["regimes"],
+                                  budgets=g["budgets"], seeds=g["seeds"])
+    # a grid without seeds falls back to the profile's; its dataset is the grid's
+    dd = study("dd2018", "smoke")
+    assert dd.seeds == Study.from_params(profile="smoke").seeds and dd.dataset == "mnist5k"
+
+
+def test_dd2018_studies_replay_the_grids_first_budget():
+    """Chapter 6's notebook and the claims ledger read the same replayed sets."""
+    studies = dd2018_studies("smoke")
+    assert len(studies) == 3 and {s.eval_lr for s in studies} == {"unrolled"}
+    assert {s.budgets for s in studies} == {(1.0,)} and {s.methods for s in studies} == {("dd",)}
+    assert [dict(s.hparams)["init"] for s in studies] == ["fixed", "random", "fixed"]
+    assert dd2018_studies("smoke", seeds=[4])[0].seeds == (4,)

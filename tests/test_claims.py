@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 import ddlib.analysis.claims as claims
+from ddlib.chapters.ledger import Ledger
 from ddlib.analysis.claims import CLAIMS, VERDICTS, classify, ledger_sentence, ledger_table, tally_verdict
 
 SEEDS = (0, 1, 2)
@@ -127,7 +128,7 @@ def test_dd_fixed_init_needs_a_far_margin():
 
 
 def test_ledger_reads_every_registered_chapter_grid():
-    led = claims.Ledger.from_params("smoke")
+    led = Ledger.from_params("smoke")
     names = [ch for ch, _ in led.studies]
     assert names[:2] == ["label_regimes", "full_data"] and "teacher_based" in names and names[-1] == "dd2018"
     assert led.missing == ()

@@ -7,6 +7,9 @@ import pytest
 import torch
 
 from ddlib.analysis import dcs
+from ddlib.chapters.dcs import DCSStudy
+from ddlib.methods import objectives as obj
+from ddlib.run.measure import score_sets
 from ddlib.methods.context import Context
 from ddlib.core.cost import Meter
 from ddlib.data import Split
@@ -39,18 +42,18 @@ def _subset(toy, per_class, offset=0):
 
 
 def test_dm_objective_is_zero_for_the_pool_itself_and_grows_with_shuffled_labels(toy, ctx):
-    same = dcs.dm_objective(toy, toy.train_x, toy.train_y, seed=0, ctx=ctx)
+    same = obj.dm_objective(toy, toy.train_x, toy.train_y, seed=0, ctx=ctx)
     assert same == pytest.approx(0.0, abs=1e-8)
     shuffled = toy.train_y[torch.randperm(len(toy.train_y), generator=torch.Generator().manual_seed(0))]
-    wrong = dcs.dm_objective(toy, toy.train_x, shuffled, seed=0, ctx=ctx)
-    sub = dcs.dm_objective(toy, *_subset(toy, 2), seed=0, ctx=ctx)
+    wrong = obj.dm_objective(toy, toy.train_x, shuffled, seed=0, ctx=ctx)
+    sub = obj.dm_objective(toy, *_subset(toy, 2), seed=0, ctx=ctx)
     assert wrong > sub > same
 
 
 def test_dm_objective_equals_the_distillers_loss_with_the_whole_pool(toy, ctx):
     """One network: the wrapper is DM's Eq. 4 (ddlib.methods.distill.dm.dm_loss) with R = the whole pool."""
     x, y = _subset(toy, 3)
-    got = dcs.dm_objective(toy, x, y, seed=5, ctx=ctx, n_nets=1)
+    got = obj.dm_objective(toy, x, y, seed=5, ctx=ctx, n_nets=1)
     m = toy.meta
     net = create_model(ctx.profile.synth_model, 10, m.in_chans, m.img_size,
                        seed=stream_seed(5, "dcs-dm-net-0")).train()
@@ -65,7 +68,7 @@ def test_soft_labels_are_scored_by_their_argmax(toy, ctx):
     x, y = _subset(toy, 2)
     soft = torch.nn.functional.one_hot(y, 10).float() * 0.7 + 0.03
     for name in ("dm", "dc"):
-        f = dcs.OBJECTIVES.get(name)
+        f = obj.OBJECTIVES.get(name)
         assert f(toy, x, soft, seed=0, ctx=ctx) == f(toy, x, y, seed=0, ctx=ctx)
 
 
@@ -78,54 +81,57 @@ def test_dc_distance_is_zero_for_identical_gradients_and_positive_otherwise():
 
 def test_dc_objective_zero_for_the_pool_and_larger_for_shuffled_labels(toy, ctx):
     # not exactly 0: DC's eps in the cosine's denominator counts near-zero gradient rows
-    same = dcs.dc_objective(toy, toy.train_x, toy.train_y, seed=0, ctx=ctx, n_nets=2)
+    same = obj.dc_objective(toy, toy.train_x, toy.train_y, seed=0, ctx=ctx, n_nets=2)
     shuffled = toy.train_y[torch.randperm(len(toy.train_y), generator=torch.Generator().manual_seed(0))]
-    wrong = dcs.dc_objective(toy, toy.train_x, shuffled, seed=0, ctx=ctx, n_nets=2)
-    sub = dcs.dc_objective(toy, *_subset(toy, 2), seed=0, ctx=ctx, n_nets=2)
+    wrong = obj.dc_objective(toy, toy.train_x, shuffled, seed=0, ctx=ctx, n_nets=2)
+    sub = obj.dc_objective(toy, *_subset(toy, 2), seed=0, ctx=ctx, n_nets=2)
     assert 0 <= same < 0.01 * sub and wrong > sub
 
 
 @pytest.mark.parametrize("name", ["dm", "dc", "mtt"])
 def test_objectives_are_deterministic_for_a_seed(toy, ctx, name):
     x, y = _subset(toy, 2, offset=3)
-    f = dcs.OBJECTIVES.get(name)
-    first = f(toy, x, y, seed=1, ctx=ctx)
-    dcs._REFERENCE.clear()  # recomputed from scratch: the same real statistics, networks and draws
-    assert f(toy, x, y, seed=1, ctx=ctx) == first
-    assert f(toy, x, y, seed=2, ctx=ctx) != first
+    f = obj.OBJECTIVES.get(name)
+    cache = obj.ReferenceCache()
+    first = f(toy, x, y, seed=1, ctx=ctx, cache=cache)
+    assert cache.entries  # the real-data side was kept for the next set
+    assert f(toy, x, y, seed=1, ctx=ctx, cache=cache) == first
+    # recomputed from scratch: the same real statistics, networks and draws
+    assert f(toy, x, y, seed=1, ctx=ctx, cache=obj.ReferenceCache()) == first
+    assert f(toy, x, y, seed=2, ctx=ctx, cache=cache) != first
 
 
 def test_mtt_objective_is_one_without_a_step_and_the_best_of_its_step_sizes(toy, ctx):
     x, y = _subset(toy, 5)
-    assert dcs.mtt_objective(toy, x, y, seed=0, ctx=ctx, lrs=[0.0]) == pytest.approx(1.0, abs=1e-6)
-    each = [dcs.mtt_objective(toy, x, y, seed=0, ctx=ctx, lrs=[lr]) for lr in (0.001, 0.004)]
-    assert dcs.mtt_objective(toy, x, y, seed=0, ctx=ctx, lrs=[0.001, 0.004]) == min(each)
+    assert obj.mtt_objective(toy, x, y, seed=0, ctx=ctx, lrs=[0.0]) == pytest.approx(1.0, abs=1e-6)
+    each = [obj.mtt_objective(toy, x, y, seed=0, ctx=ctx, lrs=[lr]) for lr in (0.001, 0.004)]
+    assert obj.mtt_objective(toy, x, y, seed=0, ctx=ctx, lrs=[0.001, 0.004]) == min(each)
     assert each[0] != each[1]
 
 
 def test_mtt_objective_reuses_the_distillers_cached_experts(toy, ctx):
     x, y = _subset(toy, 1)
-    dcs.mtt_objective(toy, x, y, seed=0, ctx=ctx)
+    obj.mtt_objective(toy, x, y, seed=0, ctx=ctx)
     assert len(list(ctx.store.artifact_keys("experts"))) == 1
-    dcs.mtt_objective(toy, x, y, seed=0, ctx=ctx, arch="convnet_d3w32_bn")  # a second architecture
+    obj.mtt_objective(toy, x, y, seed=0, ctx=ctx, arch="convnet_d3w32_bn")  # a second architecture
     assert len(list(ctx.store.artifact_keys("experts"))) == 2
 
 
 def test_sre2l_objective_prefers_real_images_to_noise(toy, ctx):
     x, y = _subset(toy, 4)
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0)) * 3
-    real = dcs.sre2l_objective(toy, x, y, seed=0, ctx=ctx)
-    assert 0 < real < dcs.sre2l_objective(toy, noise, y, seed=0, ctx=ctx)
+    real = obj.sre2l_objective(toy, x, y, seed=0, ctx=ctx)
+    assert 0 < real < obj.sre2l_objective(toy, noise, y, seed=0, ctx=ctx)
 
 
 def test_probe_parsing_and_labels(smoke_profile):
-    assert dcs.Probe.parse("mtt:convnet") == dcs.Probe("mtt", "convnet")
-    assert dcs.Probe.parse("dm").label(smoke_profile) == f"dm ({smoke_profile.synth_model})"
-    assert dcs.Probe.parse("sre2l").label(smoke_profile) == "sre2l (convnet_d3w32_bn)"
+    assert obj.Probe.parse("mtt:convnet") == obj.Probe("mtt", "convnet")
+    assert obj.Probe.parse("dm").label(smoke_profile) == f"dm ({smoke_profile.synth_model})"
+    assert obj.Probe.parse("sre2l").label(smoke_profile) == "sre2l (convnet_d3w32_bn)"
     with pytest.raises(DDLibError, match="unknown DCS objective 'kip'.*dc, dm, mtt, sre2l"):
-        dcs.Probe.parse("kip")
+        obj.Probe.parse("kip")
     with pytest.raises(DDLibError, match="unknown model"):
-        dcs.Probe.parse("mtt:lenet9")
+        obj.Probe.parse("mtt:lenet9")
 
 
 def _scores():
@@ -144,7 +150,7 @@ def test_correlation_table_has_one_row_per_probe_and_one_column_per_ipc():
     dm = corr[corr["probe"] == "dm (a)"]
     assert (dm["rho"] == -1.0).all() and dm["predicts"].all()  # lower loss, higher accuracy: predicts
     assert not corr[corr["probe"] == "dc (a)"]["predicts"].any()  # the wrong sign never "predicts"
-    table = dcs.correlation_table(corr)
+    table = dcs.objective_table(corr)
     assert table.shape == (2, 2) and list(table.columns) == ["IPC 1", "IPC 10"]
     assert table.loc["dm (a)", "IPC 1"].startswith("-1.00 [")
     text = dcs.sentences(corr)
@@ -165,14 +171,14 @@ def test_score_sets_reads_stored_sets_and_caches_values(digits, home, monkeypatc
                      "family": "coreset", "ipc": 1, "seed": seed, "accuracy": 0.5 + seed / 10,
                      "config_json": json.dumps(cfg.as_dict())})
     frame = pd.DataFrame(rows)
-    first = dcs.score_sets(frame, ["dm"], store=home)
+    first = score_sets(frame, ["dm"], store=home)
     assert list(first["probe"]) == ["dm (convnet_d3w16_bn)"] * 2 and first["value"].nunique() == 2
-    monkeypatch.setitem(dcs.OBJECTIVES._items, "dm", lambda *a, **k: pytest.fail("not read from the store"))
-    pd.testing.assert_frame_equal(dcs.score_sets(frame, ["dm"], store=home), first)
+    monkeypatch.setitem(obj.OBJECTIVES._items, "dm", lambda *a, **k: pytest.fail("not read from the store"))
+    pd.testing.assert_frame_equal(score_sets(frame, ["dm"], store=home), first)
 
 
 def test_dcs_study_scores_chapter_three_sets_plus_random_subsets():
-    s = dcs.DCSStudy.from_params(profile="smoke")
+    s = DCSStudy.from_params(profile="smoke")
     main, extra = s.sets
     assert main.regimes == extra.regimes == ("hl",) and main.budgets == extra.budgets
     assert main.ipcs == extra.ipcs and not set(main.seeds) & set(extra.seeds)

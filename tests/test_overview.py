@@ -3,12 +3,12 @@ import json
 
 import pytest
 
-from ddlib.analysis.overview import benchmarks_table, passes_per_sample, profiles_table, regimes_table
+from ddlib.analysis.overview import benchmarks_table, epochs_over_set, profiles_table, regimes_table
 from ddlib.core.registry import DDLibError
 
 
 def test_a_budget_buys_more_epochs_over_a_smaller_set():
-    df = passes_per_sample("default", ipcs=[1, 10], budgets=[0.5, 2.0])
+    df = epochs_over_set("default", ipcs=[1, 10], budgets=[0.5, 2.0])
     assert len(df) == 4
     row = df[(df["ipc"] == 10) & (df["budget"] == 2.0)].iloc[0]
     # default: 200 images per class, 10 classes -> 2 x 2000 = 4000 samples = 40 passes over 100 images
@@ -19,8 +19,8 @@ def test_a_budget_buys_more_epochs_over_a_smaller_set():
 
 def test_whole_split_profile_needs_its_pool_size():
     with pytest.raises(DDLibError, match="whole train split; pass pool_per_class"):
-        passes_per_sample("smoke", [1], [1.0])
-    assert passes_per_sample("smoke", [1], [1.0], pool_per_class=50)["samples_seen"].tolist() == [500]
+        epochs_over_set("smoke", [1], [1.0])
+    assert epochs_over_set("smoke", [1], [1.0], pool_per_class=50)["samples_seen"].tolist() == [500]
 
 
 def test_benchmark_table_keeps_headline_numbers_only(tmp_path):

@@ -60,7 +60,7 @@ def test_study_quality_and_correlation(home, digits, teacher):
                            budgets=[1.0, 2.0], seeds=[0, 1, 2])
     for cfg in st.configs():
         condensed_set(validate(cfg), digits, home)
-    q = study_quality_table(st, home, teacher=teacher)
+    q = study_quality_table(st, digits, teacher, home)
     assert list(q["seed"]) == [0, 1, 2] and set(q["n_syn"]) == {10} and q["fd"].nunique() == 3
     fd = dict(zip(q["seed"], q["fd"]))
     # made-up accuracies: falling with FD at budget 1, rising at budget 2

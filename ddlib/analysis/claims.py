@@ -3,9 +3,9 @@
 A :class:`Claim` names its statement, its source, the chapter whose runs test
 it here and a rule, written out in ``rule_text``, that :meth:`Claim.evaluate`
 applies to the study frames (a ``chapter`` column says which chapter's grid
-asked for each row; :meth:`Ledger.run` builds that frame).  Nothing is typed
-by hand: a verdict is ``holds``, ``fails``, ``partly`` or ``untested`` (the
-runs are absent), with the evidence it rests on.
+asked for each row; :meth:`ddlib.chapters.ledger.Ledger.run` builds that
+frame).  Nothing is typed by hand: a verdict is ``holds``, ``fails``,
+``partly`` or ``untested`` (the runs are absent), with the evidence it rests on.
 
 Most rules count *settings* (e.g. one per regime, IPC and budget) by what the
 paired bootstrap 95% interval over seeds says about each:
@@ -24,9 +24,13 @@ import json
 from dataclasses import dataclass
 from typing import Callable, Dict, Sequence, Tuple
 
+import altair as alt
 import pandas as pd
 
-from ddlib.analysis.stats import paired_bootstrap_ci
+from ddlib.analysis.compare import family_duel
+from ddlib.analysis.saturation import gap_to_full
+from ddlib.analysis.stats import paired
+from ddlib.analysis.tables import gains, wins
 from ddlib.core.registry import Registry
 
 CLAIMS = Registry("claim")
@@ -125,18 +129,12 @@ def _settings(df: pd.DataFrame):
     return df.groupby(["ipc", "budget"], sort=True)
 
 
-def _paired(a: pd.Series, b: pd.Series):
-    """(mean of a - b, ci_low, ci_high, pairs) over the seeds both have, or None."""
-    common = a.index.intersection(b.index)
-    if len(common) == 0:
-        return None
-    x, y = a.loc[common].to_numpy(), b.loc[common].to_numpy()
-    lo, hi = paired_bootstrap_ci(x, y)
-    return float((x - y).mean()), lo, hi, len(common)
-
-
 def _fmt(g: float, lo: float, hi: float) -> str:
     return f"{g:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+
+
+def _fmt_paired(p) -> str:
+    return _fmt(p.diff, p.ci_low, p.ci_high)
 
 
 # -- (1) Wang et al. 2018 ----------------------------------------------------------------
@@ -150,21 +148,19 @@ def dd_fixed_init(frame: pd.DataFrame) -> Verdict:
     cats, parts = [], []
     for (ipc, budget), f in _settings(fixed):
         r = real[(real["ipc"] == ipc) & (real["budget"] == budget)]
-        p = _paired(_by_seed(f), _by_seed(r))
+        p = paired(_by_seed(f), _by_seed(r))
         if p is None:
             continue
-        cats.append(classify(p[1], p[2], margin=FAR_POINTS))
+        cats.append(classify(p.ci_low, p.ci_high, margin=FAR_POINTS))
         parts.append(f"IPC {ipc}: {f['accuracy'].mean() * 100:.1f}% distilled vs {r['accuracy'].mean() * 100:.1f}% "
-                     f"real, difference {_fmt(*p[:3])} points over {p[3]} seeds")
+                     f"real, difference {_fmt_paired(p)} points over {p.n} seeds")
     if not cats:
         return untested("the dd2018 runs lack the fixed-init set or its real-image baseline for the same seeds")
     return _tallied(cats, "; ".join(parts) + ".")
 
 
 # -- (2), (3) Rethinking DD ------------------------------------------------------------------
-def distilled_beat_coresets_hl(frame: pd.DataFrame) -> Verdict:
-    from ddlib.analysis.compare import family_duel
-
+def distillers_beat_coresets_hl(frame: pd.DataFrame) -> Verdict:
     df = rows(frame, ["distilled_vs_coresets"], regime="hl")
     duel = family_duel(df[df["ipc"] <= SMALL_IPC])
     if duel.empty:
@@ -177,8 +173,6 @@ def distilled_beat_coresets_hl(frame: pd.DataFrame) -> Verdict:
 
 def _advantage(df: pd.DataFrame) -> Dict[tuple, pd.Series]:
     """{(ipc, budget): best distiller's minus best coreset's accuracy per seed (points)}, best by mean."""
-    from ddlib.analysis.compare import family_duel
-
     out = {}
     for r in family_duel(df).itertuples():
         g = df[(df["ipc"] == r.ipc) & (df["budget"] == r.budget)]
@@ -195,12 +189,12 @@ def teacher_shrinks_advantage(frame: pd.DataFrame) -> Verdict:
     cats, parts = [], []
     for regime in TEACHER:
         for setting, soft in sorted(_advantage(df[df["regime"] == regime]).items()):
-            p = _paired(hl[setting], soft) if setting in hl else None
+            p = paired(hl[setting], soft) if setting in hl else None
             if p is None:
                 continue
-            cats.append(classify(p[1], p[2]))
+            cats.append(classify(p.ci_low, p.ci_high))
             parts.append(f"{regime.upper()} IPC {setting[0]}: {hl[setting].mean():+.1f} under HL, "
-                         f"{soft.mean():+.1f} under {regime.upper()} (shrinks by {_fmt(*p[:3])})")
+                         f"{soft.mean():+.1f} under {regime.upper()} (shrinks by {_fmt_paired(p)})")
     if not cats:
         return untested("no teacher-supervised (slkd / mt) duel paired with an HL one")
     return _tallied(cats, "Best distilled minus best coreset (points): " + "; ".join(parts) + ".")
@@ -208,8 +202,6 @@ def teacher_shrinks_advantage(frame: pd.DataFrame) -> Verdict:
 
 # -- (4), (5), (6), (8) Hard truths about soft labels ------------------------------------------
 def slkd_saturates(frame: pd.DataFrame) -> Verdict:
-    from ddlib.analysis.saturation import gap_to_full
-
     df = rows(frame, ["label_regimes"], regime="slkd")
     full = rows(frame, ["full_data"], regime="hl")
     if df.empty or full.empty:
@@ -230,8 +222,6 @@ def slkd_saturates(frame: pd.DataFrame) -> Verdict:
 
 
 def hl_coresets_rarely_beat_random(frame: pd.DataFrame) -> Verdict:
-    from ddlib.analysis.tables import gains
-
     df = rows(frame, ["label_regimes", "distilled_vs_coresets", "cad_vs_el2n"], regime="hl", family="coreset")
     g = gains(df, baseline="random")
     if g.empty:
@@ -246,8 +236,6 @@ def hl_coresets_rarely_beat_random(frame: pd.DataFrame) -> Verdict:
 
 
 def _wins_claim(frame: pd.DataFrame, chapters: Sequence[str], method: str, rivals: Sequence[str]) -> Verdict:
-    from ddlib.analysis.tables import wins
-
     df = rows(frame, chapters)
     present = [r for r in rivals if r in set(df["method"])]
     if method not in set(df["method"]) or not present:
@@ -280,10 +268,10 @@ def soft_labels_explain_gain(frame: pd.DataFrame) -> Verdict:
             label_part = (rand - rand_hl).dropna()
             for m in sorted(sub[sub["family"] == "distill"]["method"].unique()):
                 image_part = (_by_seed(sub[sub["method"] == m]) - rand).dropna()
-                p = _paired(label_part, image_part)
+                p = paired(label_part, image_part)
                 if p is None:
                     continue
-                cats.append(classify(p[1], p[2]))
+                cats.append(classify(p.ci_low, p.ci_high))
                 parts.append(f"{m} {regime.upper()} IPC {ipc}: labels {label_part.mean():+.1f}, "
                              f"images {image_part.mean():+.1f}")
     if not cats:
@@ -301,7 +289,7 @@ for _c in (
     Claim("c2_distilled_beat_coresets_hl", "Under plain ERM with hard labels, distilled sets beat coresets "
           "at small IPC.", "Rethinking DD (2026)", "3 (distilled_vs_coresets)",
           f"Settings: HL, IPC <= {SMALL_IPC}, each budget; support = CI of (best distiller - best coreset, by "
-          "mean) above 0. " + RULE, distilled_beat_coresets_hl),
+          "mean) above 0. " + RULE, distillers_beat_coresets_hl),
     Claim("c3_teacher_shrinks_advantage", "With teacher supervision (SL+KD, multi-teacher) the advantage of "
           "distilled sets over coresets shrinks or vanishes.", "Rethinking DD (2026)",
           "3 (distilled_vs_coresets)",
@@ -355,8 +343,6 @@ def ledger_sentence(table: pd.DataFrame) -> str:
 
 def settings_chart(table: pd.DataFrame, *, width: int = 380):
     """Per claim, its settings by what their 95% interval says (stacked bars; untested: none)."""
-    import altair as alt
-
     order = ["support", "weak", "unclear", "against"]
     long = table.melt(id_vars=["claim", "source", "verdict"], value_vars=order, var_name="interval",
                       value_name="settings")
@@ -370,63 +356,3 @@ def settings_chart(table: pd.DataFrame, *, width: int = 380):
         order=alt.Order("rank:Q"),
         tooltip=["claim", "source", "interval", "settings"],
     ).properties(width=width)
-
-
-# -- the runs the ledger reads -----------------------------------------------------------------
-LEDGER_CHAPTERS = ("label_regimes", "cad_vs_el2n", "distilled_vs_coresets", "teacher_based")
-DD_VARIANTS = ({"init": "fixed"}, {"init": "random"}, {"init": "fixed", "images": "real", "lr_img": 0.0})
-
-
-def dd2018_studies(profile: str):
-    """The replayed DD studies of chapter 6 (fixed init, random init, real images with learnt steps).
-
-    Built from the ``dd2018`` chapter grid exactly as ``notebooks/06_dd2018.ipynb``
-    builds its ``paper_way`` studies: its dataset, IPCs and seeds, hard labels,
-    the grid's first budget and ``eval_lr="unrolled"``.
-    """
-    from ddlib.chapters.grids import chapter_grid
-    from ddlib.run.study import Study
-
-    g = chapter_grid("dd2018", profile)
-    return tuple(Study.from_params(profile=profile, dataset=g["dataset"], methods=["dd"], ipcs=g["ipcs"],
-                                   regimes=g["regimes"], budgets=g["budgets"][:1], seeds=g.get("seeds", ()),
-                                   eval_lr="unrolled", hparams=h) for h in DD_VARIANTS)
-
-
-@dataclass(frozen=True)
-class Ledger:
-    """The studies the claims read: each chapter grid registered for the profile, by chapter name."""
-
-    profile: str
-    studies: Tuple[Tuple[str, Tuple], ...]
-    missing: Tuple[str, ...]
-
-    @classmethod
-    def from_params(cls, profile: str = "default") -> "Ledger":
-        from ddlib.chapters.grids import CHAPTERS
-        from ddlib.run.study import Study
-
-        studies, missing = [], []
-        for ch in LEDGER_CHAPTERS:
-            if ch in CHAPTERS and profile in CHAPTERS.get(ch):
-                s = Study.from_params(profile=profile, chapter=ch)
-                studies.append((ch, (s,)))
-                if ch == "label_regimes":
-                    studies.append(("full_data", (s.full_data(),)))
-            else:
-                missing.append(ch)
-        studies.append(("dd2018", dd2018_studies(profile)))
-        return cls(profile, tuple(studies), tuple(missing))
-
-    def describe(self) -> pd.DataFrame:
-        d = {ch: f"{sum(len(s.configs()) for s in ss)} runs" for ch, ss in self.studies}
-        d.update({ch: "not registered: its claims are untested" for ch in self.missing})
-        return pd.DataFrame({"runs": list(d.values())}, index=pd.Index(list(d), name="chapter grid"))
-
-    def run(self, store=None, *, quiet: bool = True) -> pd.DataFrame:
-        """Every study's rows (run or reused) with a ``chapter`` column."""
-        from ddlib.run.study import run_all
-
-        return pd.concat([run_all(ss, store, quiet=quiet).assign(chapter=ch) for ch, ss in self.studies],
-                         ignore_index=True)
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ddlib.analysis.stats import paired_bootstrap_ci
+from ddlib.analysis.stats import paired
 from ddlib.methods.build import method_family
 
 COLUMNS = ["regime", "ipc", "budget", "best_distiller", "best_coreset", "gain", "ci_low", "ci_high",
@@ -36,17 +36,14 @@ def family_duel(df: pd.DataFrame, value: str = "accuracy") -> pd.DataFrame:
         if dist.empty or core.empty:
             continue
         d, c = dist.idxmax(), core.idxmax()
-        a = g[g["method"] == d].set_index("seed")[value]
-        b = g[g["method"] == c].set_index("seed")[value]
-        common = a.index.intersection(b.index)
-        if len(common) == 0:
+        p = paired(g[g["method"] == d].set_index("seed")[value], g[g["method"] == c].set_index("seed")[value],
+                   scale=100)
+        if p is None:
             continue
-        x, y = a.loc[common].to_numpy() * 100, b.loc[common].to_numpy() * 100
-        lo, hi = paired_bootstrap_ci(x, y)
         rows.append({"regime": regime, "ipc": ipc, "budget": budget, "best_distiller": d, "best_coreset": c,
-                     "gain": round(float((x - y).mean()), 2), "ci_low": round(lo, 2), "ci_high": round(hi, 2),
-                     "pairs": len(common),
-                     "verdict": "distilled" if lo > 0 else "coreset" if hi < 0 else "tie"})
+                     "gain": round(p.diff, 2), "ci_low": round(p.ci_low, 2), "ci_high": round(p.ci_high, 2),
+                     "pairs": p.n,
+                     "verdict": "distilled" if p.ci_low > 0 else "coreset" if p.ci_high < 0 else "tie"})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

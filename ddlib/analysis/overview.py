@@ -6,6 +6,7 @@ so the protocol page cannot drift from the code that produced the other pages.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -15,6 +16,10 @@ import pandas as pd
 
 from ddlib.core.config import METHOD_DEFAULT_FIELDS, PROFILES, PROTOCOLS
 from ddlib.core.registry import DDLibError
+from ddlib.engine import regimes
+from ddlib.methods.coresets import CORESETS
+from ddlib.methods.coresets.cad_prune import passes_per_sample
+from ddlib.methods.distill import DISTILLERS
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
@@ -40,10 +45,6 @@ def protocols_table() -> pd.DataFrame:
 
 def regimes_table() -> pd.DataFrame:
     """Each label regime with its definition from :mod:`ddlib.engine.regimes`' docstring."""
-    import re
-
-    from ddlib.engine import regimes
-
     # the module docstring's bullet list "* ``name`` text" is the definition
     found = dict(re.findall(r"^\* ``(\w+)``\s+(.+?)(?=^\* |^\S|\Z)", regimes.__doc__ or "", re.M | re.S))
     rows = [{"regime": n, "labels": " ".join(found.get(n, "").split())} for n in regimes.REGIMES.names()]
@@ -52,9 +53,6 @@ def regimes_table() -> pd.DataFrame:
 
 def methods_table() -> pd.DataFrame:
     """Every registered coreset method and distiller with the first docstring line."""
-    from ddlib.methods.coresets import CORESETS
-    from ddlib.methods.distill import DISTILLERS
-
     rows = []
     for family, reg in (("coreset", CORESETS), ("distiller", DISTILLERS)):
         for n in reg.names():
@@ -63,9 +61,10 @@ def methods_table() -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("method")
 
 
-def passes_per_sample(profile: str, ipcs, budgets, num_classes: int = 10,
-                      pool_per_class: Optional[int] = None) -> pd.DataFrame:
-    """Epochs over the condensed set that a budget buys: e = B * |pool| / (K * IPC).
+def epochs_over_set(profile: str, ipcs, budgets, num_classes: int = 10,
+                    pool_per_class: Optional[int] = None) -> pd.DataFrame:
+    """Epochs over the condensed set that a budget buys: e = B * |pool| / (K * IPC)
+    (:func:`ddlib.methods.coresets.cad_prune.passes_per_sample`, per IPC and budget).
 
     A budget of ``B`` full-pool epochs is ``B * |pool|`` samples seen,
     whatever the set's size, so a smaller set is passed over more often.
@@ -87,9 +86,8 @@ def passes_per_sample(profile: str, ipcs, budgets, num_classes: int = 10,
     rows = []
     for i in ipcs:
         for b in budgets:
-            seen = float(b) * ppc * num_classes
-            rows.append({"ipc": int(i), "budget": float(b), "samples_seen": int(seen),
-                         "epochs_over_set": seen / (num_classes * int(i))})
+            rows.append({"ipc": int(i), "budget": float(b), "samples_seen": int(float(b) * ppc * num_classes),
+                         "epochs_over_set": passes_per_sample(b, ppc * num_classes, num_classes, int(i))})
     return pd.DataFrame(rows)
 
 

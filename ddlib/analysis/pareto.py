@@ -22,7 +22,7 @@ A run's passes are the sum of
   ``mt``; one per stored view for ``slkd_stored``.
 
 The teachers' own training is not charged to a run by its label regime (it is
-shared by every run and set of a study; :func:`teacher_passes` gives it),
+shared by every run and set of a study; :func:`ddlib.run.measure.teacher_passes` gives it),
 while a builder that needs a teacher is charged its training by ddlib.core.cost.
 """
 from __future__ import annotations
@@ -30,13 +30,14 @@ from __future__ import annotations
 import functools
 from typing import Callable, Dict, Optional, Sequence
 
+import altair as alt
 import numpy as np
 import pandas as pd
 
 from ddlib.core.config import PROFILES
+from ddlib.core.cost import BACKWARD_WEIGHT
 from ddlib.core.registry import DDLibError
-
-BACKWARD_WEIGHT = 2.0
+from ddlib.run.settings import load_data
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -100,8 +101,6 @@ def compute_frame(df: pd.DataFrame, *, num_classes: Optional[int] = None, n_teac
 
 @functools.lru_cache(maxsize=None)
 def _num_classes(dataset: str, profile: str) -> int:
-    from ddlib.run.settings import load_data
-
     return int(load_data(dataset, PROFILES.get(profile)).meta.num_classes)
 
 
@@ -204,19 +203,6 @@ def label_bytes_by_regime(runs: pd.DataFrame, keys: Sequence[str]) -> pd.DataFra
     return pd.DataFrame({f"label bytes ({r})": lb[r].round().astype("int64") for r in lb.columns})
 
 
-def teacher_passes(profile: str, dataset: str = "", store=None, *,
-                   backward_weight: float = BACKWARD_WEIGHT) -> int:
-    """Passes spent training the profile's first teacher (trained and cached if missing)."""
-    from ddlib.engine.teachers import get_teacher
-    from ddlib.run.settings import Settings, default_device, load_data
-
-    settings = Settings.from_env()  # the notebook boundary
-    p = PROFILES.get(profile)
-    split = load_data(dataset or p.dataset, p, default_device(settings=settings), settings)
-    _, c = get_teacher(split, p, store or settings.store(), engine=settings.engine)
-    return int(round(c.fwd + backward_weight * c.bwd))
-
-
 def _fmt(n: float) -> str:
     """A pass count for prose: 3 significant digits with k / M / G."""
     for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -229,7 +215,7 @@ def front_summary(points: pd.DataFrame, *, teacher: Optional[int] = None, cost: 
                   value: str = "accuracy") -> str:
     """Markdown naming each regime's front (cheapest first) and what distilled sets contribute.
 
-    ``teacher``: passes of one teacher's training (:func:`teacher_passes`),
+    ``teacher``: passes of one teacher's training (:func:`ddlib.run.measure.teacher_passes`),
     compared with the cheapest and the dearest run when given.
     """
     lines = []
@@ -260,8 +246,6 @@ def pareto_chart(points: pd.DataFrame, *, cost: str = "total_passes", value: str
     filled and outlined in black, the others hollow.  ``points``:
     :func:`pareto_points`' frame.  Call :func:`ddlib.analysis.plots.setup` first (SVG).
     """
-    import altair as alt
-
     d = points.copy()
     d["regime"] = d["regime"].str.upper()
     d["ipc"] = d["ipc"].astype(str)

@@ -6,10 +6,14 @@ show charts with no JavaScript and nothing fetched.
 """
 from __future__ import annotations
 
-import altair as alt
-import pandas as pd
+import io
 
-from ddlib.analysis.tables import summarize
+import altair as alt
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from ddlib.analysis.tables import is_distiller, summarize
 
 
 def setup() -> None:
@@ -60,8 +64,6 @@ def regime_chart(df: pd.DataFrame, *, width: int = 200, height: int = 160) -> al
     Distillers are drawn solid, coresets dashed.  Columns of ``df``: method,
     regime, ipc, budget, accuracy (one budget expected; several are averaged).
     """
-    from ddlib.analysis.tables import is_distiller
-
     s = summarize(df, by=("regime", "method", "ipc"))
     s["low"], s["high"] = s["mean"] - s["std"], s["mean"] + s["std"]
     s["family"] = ["distilled" if is_distiller(m) else "coreset" for m in s["method"]]
@@ -91,11 +93,6 @@ def image_grid(images, labels=None, *, ncols: int = 10, scale: int = 3, pad: int
     Returns:
         PNG bytes; the same tensor always gives the same bytes (no metadata).
     """
-    import io
-
-    import numpy as np
-    from PIL import Image
-
     x = images.detach().cpu().float().clamp(0, 1).numpy()
     m, c, h, w = x.shape
     rows = -(-m // ncols)

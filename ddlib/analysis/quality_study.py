@@ -8,38 +8,25 @@ embedded with one network (normally the profile's teacher) and compared by
 """
 from __future__ import annotations
 
-import dataclasses
-import json
-from typing import Any, Dict, Iterable, List, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
+import altair as alt
+import numpy as np
 import pandas as pd
 import torch.nn as nn
 
-from ddlib.core.config import RunConfig
-from ddlib.data import Split
 from ddlib.analysis.quality import MAX_REAL, features, set_quality
+from ddlib.analysis.stats import spearman_ci
+from ddlib.analysis.tables import interval_table
+from ddlib.core.config import RunConfig
 from ddlib.core.registry import DDLibError
-from ddlib.run.runner import validate
-from ddlib.methods.build import build_key, method_family
 from ddlib.core.store import Store
+from ddlib.data import Split
+from ddlib.methods.build import build_key, method_family
+from ddlib.run.runner import validate
+from ddlib.run.settings import default_store
 
-_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
 Entry = Union[str, RunConfig, Dict[str, Any]]
-
-
-def _config_of(row: Dict[str, Any]) -> RunConfig:
-    """The RunConfig of a store row (its ``config_json``) or of a dict of RunConfig fields."""
-    d = row.get("config_json")
-    d = json.loads(d) if isinstance(d, str) else dict(d) if d else dict(row)
-    d = {k: v for k, v in d.items() if k in _FIELDS}
-    d.setdefault("regime", "hl")
-    d.setdefault("budget", 1.0)
-    hp = d.get("hparams") or {}
-    d["hparams"] = tuple(sorted(hp.items() if isinstance(hp, dict) else tuple(map(tuple, hp))))
-    try:
-        return RunConfig(**d)
-    except TypeError as e:
-        raise DDLibError(f"cannot read a run config from row {row.get('key', '?')}: {e}") from None
 
 
 def _entries(keys_or_rows: Union[pd.DataFrame, Iterable[Entry]]) -> List[Tuple[str, Dict[str, Any]]]:
@@ -50,7 +37,7 @@ def _entries(keys_or_rows: Union[pd.DataFrame, Iterable[Entry]]) -> List[Tuple[s
         if isinstance(it, str):
             key, info = it, {"method": None, "ipc": None, "seed": None, "variant": None}
         else:
-            r = validate(it if isinstance(it, RunConfig) else _config_of(it))
+            r = validate(it if isinstance(it, RunConfig) else RunConfig.from_row(it))
             key = build_key(r)
             variant = it.get("variant") if isinstance(it, dict) else None
             info = {"method": r.method, "ipc": r.ipc, "seed": r.seed,
@@ -107,7 +94,7 @@ QUALITY_METRICS = ("precision", "recall", "density", "coverage", "fd", "mmd2", "
 def with_build_keys(results: pd.DataFrame) -> pd.DataFrame:
     """``results`` (rows with ``config_json``) plus the ``build_key`` of each row's condensed set."""
     out = results.copy()
-    out["build_key"] = [build_key(validate(_config_of(r))) for r in results.to_dict("records")]
+    out["build_key"] = [build_key(validate(RunConfig.from_row(r))) for r in results.to_dict("records")]
     return out
 
 
@@ -130,8 +117,6 @@ def quality_vs_accuracy(results: pd.DataFrame, quality: pd.DataFrame, *,
     Returns:
         One row per (group, metric): the ``by`` columns, metric, rho, low, high, n.
     """
-    from ddlib.analysis.stats import spearman_ci
-
     joined = with_build_keys(results).merge(quality[["build_key", *metrics]], on="build_key", how="inner")
     if len(joined) < len(results):
         raise DDLibError(f"{len(results) - len(joined)} result rows have no quality row; "
@@ -146,24 +131,16 @@ def quality_vs_accuracy(results: pd.DataFrame, quality: pd.DataFrame, *,
     return pd.DataFrame(rows)
 
 
-def study_quality_table(study, store: Store = None, *, teacher: nn.Module = None, **kw) -> pd.DataFrame:
+def study_quality_table(study, split: Split, teacher: nn.Module, store: Optional[Store] = None,
+                        **kw) -> pd.DataFrame:
     """:func:`set_quality_table` of every condensed set of ``study`` (a :class:`ddlib.run.study.Study`).
 
-    The sets must be stored (run the study first).  The embedding network is
-    ``teacher`` or, by default, the profile's first teacher (trained and cached
-    like every teacher); keyword arguments go to :func:`set_quality_table`.
+    The sets must be stored (run the study first).  ``split`` and ``teacher``, the
+    embedding network, come from the run layer
+    (:func:`ddlib.run.measure.reference_teacher`: the profile's first teacher);
+    keyword arguments go to :func:`set_quality_table`.
     """
-    from ddlib.core.config import PROFILES
-    from ddlib.engine.teachers import get_teacher
-    from ddlib.run.settings import Settings, default_device, load_data
-
-    settings = Settings.from_env()  # the notebook boundary
-    store = store or settings.store()
-    prof = PROFILES.get(study.profile)
-    split = load_data(study.dataset, prof, default_device(settings=settings), settings)
-    if teacher is None:
-        teacher, _ = get_teacher(split, prof, store, engine=settings.engine)
-    df = set_quality_table(store, split, teacher, study.configs(), **kw)
+    df = set_quality_table(store or default_store(), split, teacher, study.configs(), **kw)
     if study.hparams:
         df["variant"] = [f"{m} ({study.variant()})" for m in df["method"]]
     return df
@@ -209,8 +186,6 @@ def family_contrast(quality: pd.DataFrame, *, metrics=BOOK_METRICS, by=("ipc",),
         sets have *more* of what the metric measures (for fd and mmd2, lower
         is more representative), when the interval excludes 0.
     """
-    import numpy as np
-
     rows = []
     for keys, g in quality.groupby(list(by), sort=True):
         keys = keys if isinstance(keys, tuple) else (keys,)
@@ -286,14 +261,8 @@ def _group_labels(corr: pd.DataFrame) -> pd.Series:
 def correlation_table(corr: pd.DataFrame) -> pd.DataFrame:
     """:func:`quality_vs_accuracy` as a wide table: cells "+0.45 [+0.10, +0.70]", one row per metric,
     one column per group (regime, and IPC / budget when they vary)."""
-    c = corr.copy()
-    c["group"] = _group_labels(c)
-    c["cell"] = [("n/a" if pd.isna(r) else f"{r:+.2f} [{lo:+.2f}, {hi:+.2f}]")
-                 for r, lo, hi in zip(c["rho"], c["low"], c["high"])]
-    wide = c.pivot_table(index="metric", columns="group", values="cell", aggfunc="first")
-    wide = wide.reindex(index=list(dict.fromkeys(c["metric"])), columns=list(dict.fromkeys(c["group"])))
-    wide.columns.name = None
-    return wide
+    return interval_table(corr.assign(group=_group_labels(corr)), index="metric", columns="group",
+                          value="rho", low="low", high="high")
 
 
 def correlation_sentence(corr: pd.DataFrame) -> str:
@@ -322,8 +291,6 @@ def quality_chart(results: pd.DataFrame, quality: pd.DataFrame, *, metric: str =
     images covers more of the pool whatever its method); colour: method, shape:
     family.  Call :func:`ddlib.analysis.plots.setup` first (SVG).
     """
-    import altair as alt
-
     j = with_build_keys(results).merge(quality[["build_key", metric]], on="build_key", how="inner")
     s = j.groupby(["regime", "family", "method", "ipc"], sort=True).agg(
         **{metric: (metric, "mean"), "accuracy": ("accuracy", "mean"), "runs": ("accuracy", "size")}).reset_index()
@@ -346,8 +313,6 @@ def correlation_heatmap(corr: pd.DataFrame, *, width: int = 60, height: int = 18
 
     Cells whose 95% interval covers 0 are printed in grey, the others in black.
     """
-    import altair as alt
-
     c = corr.copy()
     c["group"] = _group_labels(c)
     c["clear"] = (c["low"] > 0) | (c["high"] < 0)

@@ -11,7 +11,7 @@ from typing import Sequence
 import altair as alt
 import pandas as pd
 
-from ddlib.analysis.stats import paired_bootstrap_ci
+from ddlib.analysis.stats import paired
 from ddlib.analysis.tables import summarize
 
 
@@ -31,15 +31,12 @@ def gap_to_full(df: pd.DataFrame, full: pd.DataFrame, value: str = "accuracy") -
     ref = full.groupby(["budget", "seed"])[value].mean()
     rows = []
     for (regime, method, ipc, budget), g in df.groupby(["regime", "method", "ipc", "budget"]):
-        g = g.set_index(["budget", "seed"])[value]
-        common = g.index.intersection(ref.index)
-        if len(common) == 0:
+        p = paired(ref, g.set_index(["budget", "seed"])[value], scale=100, order="b")
+        if p is None:
             continue
-        a, b = ref.loc[common].to_numpy() * 100, g.loc[common].to_numpy() * 100
-        lo, hi = paired_bootstrap_ci(a, b)
         rows.append({"regime": regime, "method": method, "ipc": ipc, "budget": budget,
-                     "gap": float((a - b).mean()), "ci_low": lo, "ci_high": hi,
-                     "fraction": float(b.mean() / a.mean()), "pairs": len(common)})
+                     "gap": p.diff, "ci_low": p.ci_low, "ci_high": p.ci_high,
+                     "fraction": float(p.b.mean() / p.a.mean()), "pairs": p.n})
     return pd.DataFrame(rows, columns=["regime", "method", "ipc", "budget", "gap", "ci_low", "ci_high",
                                        "fraction", "pairs"])
 
@@ -104,14 +101,12 @@ def convergence(df: pd.DataFrame, value: str = "accuracy") -> pd.DataFrame:
         budgets = sorted(g["budget"].unique())
         by_b = {b: g[g["budget"] == b].set_index("seed")[value] for b in budgets}
         for lo_b, hi_b in zip(budgets, budgets[1:]):
-            common = by_b[lo_b].index.intersection(by_b[hi_b].index)
-            if len(common) == 0:
+            p = paired(by_b[hi_b], by_b[lo_b], scale=100, order="b")
+            if p is None:
                 continue
-            a, b = by_b[hi_b].loc[common].to_numpy() * 100, by_b[lo_b].loc[common].to_numpy() * 100
-            lo, hi = paired_bootstrap_ci(a, b)
             rows.append({"regime": regime, "method": method, "ipc": ipc, "from_budget": lo_b,
-                         "to_budget": hi_b, "gain": float((a - b).mean()), "ci_low": lo, "ci_high": hi,
-                         "pairs": len(common)})
+                         "to_budget": hi_b, "gain": p.diff, "ci_low": p.ci_low, "ci_high": p.ci_high,
+                         "pairs": p.n})
     return pd.DataFrame(rows, columns=["regime", "method", "ipc", "from_budget", "to_budget", "gain",
                                        "ci_low", "ci_high", "pairs"])
 

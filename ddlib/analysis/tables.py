@@ -10,7 +10,8 @@ from typing import Sequence
 import pandas as pd
 
 from ddlib.analysis.pareto import label_bytes_by_regime
-from ddlib.analysis.stats import bootstrap_ci, mean_std, paired_bootstrap_ci
+from ddlib.analysis.stats import bootstrap_ci, mean_std, paired
+from ddlib.methods.build import method_family
 
 
 def summarize(df: pd.DataFrame, by: Sequence[str] = ("regime", "method", "ipc", "budget"),
@@ -48,16 +49,29 @@ def gains(df: pd.DataFrame, baseline: str = "random", value: str = "accuracy") -
     rows = []
     for (regime, method, ipc, budget), g in df[df["method"] != baseline].groupby(
             ["regime", "method", "ipc", "budget"]):
-        g = g.set_index(keys)[value]
-        common = g.index.intersection(base.index)
-        if len(common) == 0:
+        p = paired(g.set_index(keys)[value], base, scale=100)
+        if p is None:
             continue
-        a, b = g.loc[common].to_numpy() * 100, base.loc[common].to_numpy() * 100
-        lo, hi = paired_bootstrap_ci(a, b)
         rows.append({"regime": regime, "method": method, "ipc": ipc, "budget": budget,
-                     "gain": float((a - b).mean()), "ci_low": lo, "ci_high": hi, "pairs": len(common)})
+                     "gain": p.diff, "ci_low": p.ci_low, "ci_high": p.ci_high, "pairs": p.n})
     return pd.DataFrame(rows, columns=["regime", "method", "ipc", "budget", "gain", "ci_low",
                                        "ci_high", "pairs"])
+
+
+def interval_table(df: pd.DataFrame, *, index: str, columns: str, value: str, low: str, high: str,
+                   fmt: str = "+.2f") -> pd.DataFrame:
+    """Wide table of "value [low, high]" cells ("n/a" where the value is NaN).
+
+    One row per ``index`` value and one column per ``columns`` value, both in
+    first-seen order of ``df``; the index keeps its column's name.
+    """
+    c = df.copy()
+    c["cell"] = [("n/a" if pd.isna(v) else f"{v:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]")
+                 for v, lo, hi in zip(c[value], c[low], c[high])]
+    wide = c.pivot_table(index=index, columns=columns, values="cell", aggfunc="first")
+    wide = wide.reindex(index=list(dict.fromkeys(c[index])), columns=list(dict.fromkeys(c[columns])))
+    wide.index.name, wide.columns.name = index, None
+    return wide
 
 
 def gain_table(df: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
@@ -133,6 +147,4 @@ def verdict_sentence(w: pd.DataFrame, method: str, rivals: Sequence[str]) -> str
 
 def is_distiller(method: str) -> bool:
     """Whether ``method`` is a registered distiller (else a coreset method)."""
-    from ddlib.methods.build import method_family
-
     return method_family(method) == "distill"

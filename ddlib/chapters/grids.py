@@ -1,6 +1,6 @@
 """The book's grids: one named grid per chapter and profile.
 
-A chapter notebook's parameters default to empty lists; ``Study.from_params(chapter=...)``
+A chapter notebook's parameters default to empty lists; :func:`ddlib.chapters.study`
 fills them from the chapter's grid for the profile (then from the profile
 itself), so every page that needs the same runs — the cost, quality and
 claims chapters read the comparison chapter's runs — asks for exactly the same
@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from typing import Dict
 
+import pandas as pd
+
+from ddlib.core.config import PROFILES
 from ddlib.core.registry import DDLibError, Registry
 
 CHAPTERS = Registry("chapter")
@@ -73,7 +76,7 @@ CHAPTERS.add("teacher_based", {
 
 # chapter 8 (DCS): extra random subsets scored beside chapter 3's HL sets (same IPCs and
 # budget), and the distillers' objectives evaluated on every set ("name" or "name:arch";
-# ddlib.analysis.dcs): MTT's trajectory loss with the distiller's network and a wider one
+# ddlib.methods.objectives): MTT's trajectory loss with the distiller's network and a wider one
 _DVC = CHAPTERS.get("distilled_vs_coresets")
 CHAPTERS.add("dcs", {
     prof: dict(methods=("random",), regimes=("hl",), ipcs=_DVC[prof]["ipcs"], budgets=_DVC[prof]["budgets"][:1],
@@ -84,7 +87,7 @@ CHAPTERS.add("dcs", {
         ("paper", (5, 6, 7, 8, 9), ("dm", "dc", "mtt", "mtt:convnet_d3w32", "sre2l")))
 })
 # chapter 6 (DD 2018), as notebooks/06_dd2018.ipynb runs it on every profile: MNIST-5k, IPC 1,
-# hard labels; the replayed ("unrolled") sets use the first budget (ddlib.analysis.claims.dd2018_studies)
+# hard labels; the replayed ("unrolled") sets use the first budget (ddlib.chapters.studies.dd2018_studies)
 CHAPTERS.add("dd2018", {prof: dict(dataset="mnist5k", methods=("dd",), ipcs=(1,), regimes=("hl",),
                                    budgets=(1.0, 3.0)) for prof in ("smoke", "default", "paper")})
 
@@ -98,16 +101,12 @@ def chapter_grid(chapter: str, profile: str) -> Dict[str, tuple]:
     return dict(grids[profile])
 
 
-def chapters_table() -> "pd.DataFrame":
+def chapters_table() -> pd.DataFrame:
     """Runs each chapter's grid asks for, per profile (the product of its lists).
 
     Fields a chapter leaves out fall back to the profile's defaults, as in
     :meth:`ddlib.run.study.Study.from_params`.
     """
-    import pandas as pd
-
-    from ddlib.core.config import PROFILES
-
     rows = []
     for ch in CHAPTERS.names():
         row = {"chapter": ch}

@@ -366,3 +366,23 @@ class RunConfig:
             del d["eval_lr"]
         return config_hash({**d, "profile_settings": profile_digest(PROFILES.get(self.profile)),
                             "version": __version__})
+
+    @classmethod
+    def from_row(cls, row) -> "RunConfig":
+        """The config of a stored row (its ``config_json``, a JSON string or a dict) or of a
+        dict of RunConfig fields; ``regime`` and ``budget`` default to ``hl`` and 1.0.
+
+        Raises:
+            DDLibError: the row holds no valid config.
+        """
+        d = row.get("config_json")
+        d = json.loads(d) if isinstance(d, str) else dict(d) if d else dict(row)
+        d = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
+        d.setdefault("regime", "hl")
+        d.setdefault("budget", 1.0)
+        hp = d.get("hparams") or {}
+        d["hparams"] = tuple(sorted(hp.items() if isinstance(hp, dict) else tuple(map(tuple, hp))))
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise DDLibError(f"cannot read a run config from row {row.get('key', '?')}: {e}") from None

@@ -17,6 +17,10 @@ from typing import List
 
 import torch
 
+# passes one back-propagated image counts, a forward pass counting 1: a backward pass
+# costs about twice the forward's multiply-adds (Kaplan et al. 2020, Sec. 2.1)
+BACKWARD_WEIGHT = 2.0
+
 
 @dataclass(frozen=True)
 class Cost:

@@ -133,3 +133,10 @@ def load(name: str, profile=None, device="cpu", data_dir: Optional[Path] = None)
     split = _load_cpu(name, prof.pool_per_class, prof.val_per_class, prof.test_limit,
                       Path(data_dir) if data_dir else None)
     return split.to(device)
+
+
+def unnormalize(x: torch.Tensor, meta: DatasetMeta) -> torch.Tensor:
+    """Pixels in [0, 1] of normalised images ``x`` (M, C, H, W): ``x * std + mean``, clipped."""
+    mean = torch.tensor(meta.mean, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(meta.std, device=x.device).view(1, -1, 1, 1)
+    return (x * std + mean).clamp(0, 1)

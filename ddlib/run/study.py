@@ -18,6 +18,7 @@ from tqdm import tqdm
 from ddlib.core.config import PROFILES, RunConfig
 from ddlib.core.registry import DDLibError
 from ddlib.core.store import Store
+from ddlib.data import unnormalize
 from ddlib.methods.build import build_key
 from ddlib.run.many import run_many
 from ddlib.run.runner import run, validate
@@ -47,20 +48,16 @@ class Study:
                     methods: Sequence[str] = (), ipcs: Sequence[int] = (),
                     regimes: Sequence[str] = (), budgets: Sequence[float] = (),
                     seeds: Sequence[int] = (), eval_lr: str = "protocol",
-                    hparams: Optional[dict] = None, chapter: str = "") -> "Study":
-        """Fill empty parameters from the chapter's grid (:mod:`ddlib.chapters.grids`), then
-        the profile's defaults, and validate every name."""
-        # lazy, and an upward import (run -> chapters) the layer contract flags:
-        # the chapters' grids should reach Study from the chapter layer instead
-        from ddlib.chapters.grids import chapter_grid
+                    hparams: Optional[dict] = None) -> "Study":
+        """Fill empty parameters from the profile's defaults and validate every name.
 
+        A chapter's grid is filled in one layer up (:func:`ddlib.chapters.study`)."""
         p = PROFILES.get(profile)
-        g = chapter_grid(chapter, profile) if chapter else {}
-        s = cls(profile, dataset or p.dataset, tuple(methods or g.get("methods") or p.methods),
-                tuple(int(i) for i in (ipcs or g.get("ipcs") or p.ipcs)),
-                tuple(regimes or g.get("regimes") or p.regimes),
-                tuple(float(b) for b in (budgets or g.get("budgets") or p.budgets)),
-                tuple(int(x) for x in (seeds or g.get("seeds") or p.seeds)),
+        s = cls(profile, dataset or p.dataset, tuple(methods or p.methods),
+                tuple(int(i) for i in (ipcs or p.ipcs)),
+                tuple(regimes or p.regimes),
+                tuple(float(b) for b in (budgets or p.budgets)),
+                tuple(int(x) for x in (seeds or p.seeds)),
                 eval_lr, tuple(sorted((hparams or {}).items())))
         for cfg in s.configs():
             validate(cfg)
@@ -136,10 +133,7 @@ class Study:
         art = store.load_artifact("condensed", build_key(r))
         if art is None:
             raise DDLibError(f"no stored {r.method} set for seed {r.seed}; run the study first")
-        meta = load_data(r.dataset, PROFILES.get(r.profile)).meta
-        mean = torch.tensor(meta.mean).view(1, -1, 1, 1)
-        std = torch.tensor(meta.std).view(1, -1, 1, 1)
-        return (art["images"] * std + mean).clamp(0, 1), art["labels"]
+        return unnormalize(art["images"], load_data(r.dataset, PROFILES.get(r.profile)).meta), art["labels"]
 
 
 def run_all(studies: Sequence[Study], store: Optional[Store] = None, *, quiet: bool = False) -> pd.DataFrame:

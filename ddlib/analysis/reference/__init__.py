@@ -9,11 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import pandas as pd
+
 CSV = Path(__file__).with_name("published.csv")
 
 
 def published(paper: Optional[str] = None, method: Optional[str] = None,
-              dataset: Optional[str] = None):
+              dataset: Optional[str] = None) -> pd.DataFrame:
     """The published-results table as a pandas DataFrame, optionally filtered.
 
     Args:
@@ -21,8 +23,6 @@ def published(paper: Optional[str] = None, method: Optional[str] = None,
         method: keep rows of this method name.
         dataset: keep rows of this dataset (ddlib's name, e.g. "fashion_mnist").
     """
-    import pandas as pd
-
     df = pd.read_csv(CSV, dtype={"paper": str, "table": str, "method": str, "dataset": str,
                                  "setting": str, "note": str, "ipc": "Int64"})
     if paper is not None:
@@ -34,7 +34,7 @@ def published(paper: Optional[str] = None, method: Optional[str] = None,
     return df.reset_index(drop=True)
 
 
-def beside_published(df, reference=None):
+def beside_published(df: pd.DataFrame, reference: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """Our mean ± std accuracy per (dataset, method, IPC, regime, budget) next to the published one.
 
     Args:
@@ -48,8 +48,6 @@ def beside_published(df, reference=None):
         (mean, percent), ours_std, seeds, published, published_std, gap
         (ours - published, points), paper, table.
     """
-    import pandas as pd
-
     ref = published() if reference is None else reference
     cols = ["dataset", "method", "ipc", "regime", "budget", "ours", "ours_std", "seeds", "published",
             "published_std", "gap", "paper", "table"]

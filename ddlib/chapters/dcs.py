@@ -1,0 +1,62 @@
+"""The sets the DCS chapter scores (:mod:`ddlib.analysis.dcs` correlates the scores with accuracy)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import pandas as pd
+
+from ddlib.chapters.grids import chapter_grid
+from ddlib.chapters.studies import study
+from ddlib.core.config import PROFILES
+from ddlib.core.store import Store
+from ddlib.methods.objectives import Probe
+from ddlib.run.measure import score_sets
+from ddlib.run.study import Study, run_all
+
+
+@dataclass(frozen=True)
+class DCSStudy:
+    """The sets scored by the chapter: chapter 3's grid under hl at one budget, plus random subsets.
+
+    Attributes:
+        sets: the chapter-3 study (hl, its first budget) and the extra random-subset study.
+        probes: ``"name"`` / ``"name:arch"`` objective strings.
+        eval_seed: the seed every objective is evaluated with.
+    """
+
+    sets: Tuple[Study, Study]
+    probes: Tuple[str, ...]
+    eval_seed: int = 0
+
+    @classmethod
+    def from_params(cls, profile: str = "default", dataset: str = "", objectives: Sequence[str] = (),
+                    extra_seeds: Sequence[int] = (), eval_seed: int = 0) -> "DCSStudy":
+        """Chapter 3's sets (``distilled_vs_coresets`` grid) and the ``dcs`` grid's random subsets."""
+        budgets = chapter_grid("distilled_vs_coresets", profile).get("budgets") or PROFILES.get(profile).budgets
+        main = study("distilled_vs_coresets", profile, dataset=dataset, regimes=["hl"], budgets=budgets[:1])
+        g = chapter_grid("dcs", profile)
+        extra = Study.from_params(profile=profile, dataset=main.dataset, methods=g["methods"], ipcs=main.ipcs,
+                                  regimes=["hl"], budgets=main.budgets, seeds=extra_seeds or g["seeds"])
+        probes = tuple(objectives or g["objectives"])
+        for p in probes:
+            Probe.parse(p)
+        return cls((main, extra), probes, int(eval_seed))
+
+    def describe(self) -> pd.DataFrame:
+        main, extra = self.sets
+        d = {"profile": main.profile, "dataset": main.dataset, "regime": "hl", "budget": main.budgets[0],
+             "ipcs": ", ".join(map(str, main.ipcs)), "chapter-3 methods": ", ".join(main.methods),
+             "chapter-3 seeds": ", ".join(map(str, main.seeds)),
+             "extra random-subset seeds": ", ".join(map(str, extra.seeds)),
+             "objectives": ", ".join(Probe.parse(p).label(PROFILES.get(main.profile)) for p in self.probes),
+             "evaluation seed": self.eval_seed}
+        return pd.DataFrame({"value": [str(v) for v in d.values()]}, index=list(d))
+
+    def run(self, store: Optional[Store] = None, *, quiet: bool = True) -> pd.DataFrame:
+        """Run (or reuse) every set's training run; the rows, one per set."""
+        return run_all(self.sets, store, quiet=quiet).drop_duplicates("key").reset_index(drop=True)
+
+    def score(self, frame: pd.DataFrame, store: Optional[Store] = None) -> pd.DataFrame:
+        """:func:`ddlib.run.measure.score_sets` of ``frame`` with this study's probes and seed."""
+        return score_sets(frame, self.probes, eval_seed=self.eval_seed, store=store)

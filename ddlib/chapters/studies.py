@@ -1,0 +1,47 @@
+"""A chapter's studies: its grid (:mod:`ddlib.chapters.grids`) filled in with the notebook's parameters.
+
+Every page that needs the same runs asks for them through here — the cost,
+quality, DCS and claims chapters read the comparison chapter's runs — so they
+ask for exactly the same configs and find them in the store instead of
+recomputing them.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+from ddlib.chapters.grids import chapter_grid
+from ddlib.run.study import Study
+
+# the three replayed DD sets of chapter 6: fixed init, random init, real images with learnt steps
+DD_VARIANTS = ({"init": "fixed"}, {"init": "random"}, {"init": "fixed", "images": "real", "lr_img": 0.0})
+
+
+def study(chapter: str, profile: str = "default", *, dataset: str = "", methods: Sequence[str] = (),
+          ipcs: Sequence[int] = (), regimes: Sequence[str] = (), budgets: Sequence[float] = (),
+          seeds: Sequence[int] = (), eval_lr: str = "protocol", hparams: Optional[dict] = None) -> Study:
+    """The :class:`~ddlib.run.study.Study` of ``chapter`` on ``profile``.
+
+    A parameter left empty (a notebook's default) is filled from the chapter's
+    grid, then by :meth:`Study.from_params` from the profile itself.
+
+    Raises:
+        DDLibError: unknown chapter, a chapter without a grid for ``profile``, or a bad name.
+    """
+    g = chapter_grid(chapter, profile)
+    return Study.from_params(profile=profile, dataset=dataset or g.get("dataset", ""),
+                             methods=methods or g.get("methods", ()), ipcs=ipcs or g.get("ipcs", ()),
+                             regimes=regimes or g.get("regimes", ()), budgets=budgets or g.get("budgets", ()),
+                             seeds=seeds or g.get("seeds", ()), eval_lr=eval_lr, hparams=hparams)
+
+
+def dd2018_studies(profile: str, *, dataset: str = "", ipcs: Sequence[int] = (),
+                   seeds: Sequence[int] = ()) -> Tuple[Study, ...]:
+    """The replayed DD studies of chapter 6, one per :data:`DD_VARIANTS` entry.
+
+    The ``dd2018`` grid (its dataset, IPCs and seeds unless given), hard labels,
+    the grid's first budget and ``eval_lr="unrolled"``: what the notebook shows
+    and the claims ledger reads.
+    """
+    first = chapter_grid("dd2018", profile)["budgets"][:1]
+    return tuple(study("dd2018", profile, dataset=dataset, ipcs=ipcs, seeds=seeds, budgets=first,
+                       eval_lr="unrolled", hparams=h) for h in DD_VARIANTS)

@@ -40,7 +40,7 @@ KIND_BY_FIXTURE = {
 KIND_BY_TEST = {
     "test_book.py::test_book_pages_draw_every_chart_offline": ("browser",),
 }
-# unit tests too slow for `make check` (measured with --durations; see README)
+# "file::function" of unit tests too slow for `make check` (from `pytest -m unit --durations=0`)
 SLOW = frozenset()
 KINDS = ("subprocess", "notebook", "browser")
 

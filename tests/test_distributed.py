@@ -22,7 +22,13 @@ from ddlib.engine.teachers import get_teacher
 from ddlib.engine.train import evaluate, fit
 from ddlib.run.settings import Settings
 
-RUN = ["--dataset", "digits", "--method", "random", "--ipc", "10", "--regime", "hl", "--budget", "1",
+# Budget 0.3 (7 steps): this smoke training is chaotic -- a 1e-7 change of the
+# initial weights moves them by 6e-4 after 7 steps and 1.2e-2 after 21 (budget 1),
+# where DDP's different summation order (3e-8 after 7 steps) had flipped 7 of 360
+# test predictions.  After 7 steps the two runs' weights agree to 3e-8, so equal
+# accuracy is a check of the plumbing, not of luck; the weights' equivalence over
+# longer fits is test_ddp_teacher_and_students_equal_single_process's job.
+RUN = ["--dataset", "digits", "--method", "random", "--ipc", "10", "--regime", "hl", "--budget", "0.3",
        "--seed", "0", "--profile", "smoke", "--quiet"]
 REGIMES = ("slkd", "slkd_stored")  # online KD, and stored per-view logits (sliced per rank)
 
@@ -68,7 +74,7 @@ def test_torchrun_cli_run_equals_single_process(tmp_path, child_env, repo_root):
     assert p.stdout.count("stored ") == 1  # rank 0 alone reports and writes
     rows = Store(tmp_path / "ddp").rows()
     assert len(rows) == 1
-    cfg = RunConfig("digits", "random", 10, "hl", 1.0, 0, "smoke")
+    cfg = RunConfig("digits", "random", 10, "hl", 0.3, 0, "smoke")
     ref, _ = run(cfg, Store(tmp_path / "one"))
     for c in ("key", "accuracy", "val_accuracy", "steps", "samples_seen"):
         assert rows[0][c] == ref[c], c

@@ -140,3 +140,22 @@ def test_hl_with_soft_labels_uses_argmax():
     hard = torch.tensor([3, 2, 1, 0, 1, 2])
     r.prepare(torch.zeros(6, 1, 2, 2), hard, [], 4.0)
     assert torch.allclose(r.loss(logits, None, idx), F.cross_entropy(logits, hard[idx]))
+
+
+def test_stored_views_come_from_the_run_seed_not_the_cache_key(digits):
+    """slkd_stored's views are the run seed's ``relabel-views`` stream: a new cache key (a new
+    library version) draws the same views, another seed other views."""
+    from ddlib.engine.regimes import FitPlan
+
+    m = digits.meta
+    teacher = create_model("convnet_d3w16", m.num_classes, m.in_chans, m.img_size, seed=1).eval()
+    x, y = digits.train_x[:20], digits.train_y[:20]
+
+    def views(seed, key):
+        reg = create_regime("slkd_stored")
+        reg.prepare(x, y, [teacher], 1.0, plan=FitPlan(40, "color_crop", 8, (None, key), seed))
+        return reg.op_ids, reg.values, reg.stored_logits
+
+    a, b, c = views(0, "set-key-v1"), views(0, "set-key-v2"), views(1, "set-key-v1")
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert not torch.equal(a[1], c[1])

@@ -40,12 +40,12 @@ if str(ROOT) not in sys.path:  # runnable as `python benchmarks/distill_speed.py
 import torch  # noqa: E402
 
 from ddlib.core.config import PROFILES  # noqa: E402
-from ddlib.methods.context import Context  # noqa: E402
 from ddlib.core.cost import Meter  # noqa: E402
-from ddlib.run.settings import load_data as load  # noqa: E402  ($DDLIB_DATA)
+from ddlib.core.store import Store  # noqa: E402
+from ddlib.methods.context import Context  # noqa: E402
 from ddlib.methods.distill import DISTILLERS  # noqa: E402
 from ddlib.run.settings import default_device  # noqa: E402  ($DDLIB_DEVICE, read once)
-from ddlib.core.store import Store  # noqa: E402
+from ddlib.run.settings import load_data as load  # noqa: E402  ($DDLIB_DATA)
 
 
 def time_method(name: str, split, prof, store: Store, ipc: int, iters: int) -> dict:

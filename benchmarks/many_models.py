@@ -40,15 +40,14 @@ for p in (str(ROOT), str(ROOT / "benchmarks")):
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-
 from train_throughput import Part, bench_gemm, load_avg, machine_info, sync  # noqa: E402
 
-from ddlib.engine.batched import fit_many  # noqa: E402
 from ddlib.core.config import PROTOCOLS  # noqa: E402
+from ddlib.engine.batched import fit_many  # noqa: E402
 from ddlib.engine.models import create_model  # noqa: E402
 from ddlib.engine.regimes import create_regime  # noqa: E402
-from ddlib.run.settings import default_device  # noqa: E402  ($DDLIB_DEVICE, read once)
 from ddlib.engine.train import fit  # noqa: E402
+from ddlib.run.settings import default_device  # noqa: E402  ($DDLIB_DEVICE, read once)
 
 MODEL, PROTOCOL, REGIME, POOL = "convnet_d3w32", "sgd_cos_lr05_v1", "hl", 2000
 

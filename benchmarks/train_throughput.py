@@ -57,8 +57,8 @@ from ddlib.core.config import PROTOCOLS  # noqa: E402
 from ddlib.engine.fastpath import profile  # noqa: E402
 from ddlib.engine.models import create_model  # noqa: E402
 from ddlib.engine.regimes import create_regime  # noqa: E402
-from ddlib.run.settings import default_device  # noqa: E402  ($DDLIB_DEVICE, read once)
 from ddlib.engine.train import fit  # noqa: E402
+from ddlib.run.settings import default_device  # noqa: E402  ($DDLIB_DEVICE, read once)
 
 MODEL, REGIME, PROTOCOL = "convnet", "hl", "sgd_cos_v1"
 GEMM_N = 2048

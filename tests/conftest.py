@@ -30,7 +30,6 @@ from ddlib.core.config import PROFILES  # noqa: E402
 from ddlib.core.store import Store  # noqa: E402
 from ddlib.run.settings import default_store  # noqa: E402
 
-
 # fixture -> the kinds of every test that uses it (directly or through another fixture)
 KIND_BY_FIXTURE = {
     "child_env": ("subprocess",),  # `python -m ddlib` / `python -c` children: CLI, torchrun, grid workers

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
+from ddlib.core.registry import DDLibError
 from ddlib.engine import augment as aug
 from ddlib.engine.augment import AugParams, apply, draw, parse_strategy
-from ddlib.core.registry import DDLibError
 
 
 def _x(n=6, c=3, s=8, seed=0):

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ddlib.data.idx import write_idx
 from ddlib.core.store import Store
+from ddlib.data.idx import write_idx
 
 PREFIX = "ddlib: error:"
 RUN = ["run", "--dataset", "digits", "--method", "random", "--ipc", "1", "--regime", "hl",

@@ -13,8 +13,15 @@ import torch
 
 import ddlib
 import ddlib.methods.build as build
-from ddlib.core.config import (GRID_FIELDS, METHOD_DEFAULT_FIELDS, PROFILES, DDDefaults, Profile, RunConfig,
-                               profile_digest)
+from ddlib.core.config import (
+    GRID_FIELDS,
+    METHOD_DEFAULT_FIELDS,
+    PROFILES,
+    DDDefaults,
+    Profile,
+    RunConfig,
+    profile_digest,
+)
 from ddlib.core.store import Store
 from ddlib.methods.build import build_key, condensed_set
 

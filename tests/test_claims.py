@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 import ddlib.analysis.claims as claims
-from ddlib.chapters.ledger import Ledger
 from ddlib.analysis.claims import CLAIMS, VERDICTS, classify, ledger_sentence, ledger_table, tally_verdict
+from ddlib.chapters.ledger import Ledger
 
 SEEDS = (0, 1, 2)
 # per-seed noise (points) shared by every method, so paired differences are exact

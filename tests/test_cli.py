@@ -36,11 +36,11 @@ def stored(cli):
 
 def test_list_prints_every_family(cli):
     from ddlib.core.config import PROFILES, PROTOCOLS
-    from ddlib.methods.coresets import CORESETS
     from ddlib.data import dataset_names
-    from ddlib.methods.distill import DISTILLERS
     from ddlib.engine.models import MODELS
     from ddlib.engine.regimes import REGIMES
+    from ddlib.methods.coresets import CORESETS
+    from ddlib.methods.distill import DISTILLERS
 
     proc = cli("list")
     assert proc.returncode == 0, proc.stderr

@@ -9,16 +9,16 @@ import torch
 
 import ddlib.engine.train
 from ddlib.core.config import RunConfig
+from ddlib.core.cost import Meter
+from ddlib.core.registry import DDLibError
+from ddlib.core.store import Store
+from ddlib.methods.build import build_key, uses_budget
 from ddlib.methods.context import Context
-from ddlib.methods.coresets import select
 from ddlib.methods.coresets import cad_prune as cad
+from ddlib.methods.coresets import select
 from ddlib.methods.coresets.ccs import ccs_select, default_beta, stratify
 from ddlib.methods.coresets.kcenter import kcenter_greedy
 from ddlib.methods.coresets.scores import el2n, forgetting_counts, get_scores
-from ddlib.core.cost import Meter
-from ddlib.core.registry import DDLibError
-from ddlib.methods.build import build_key, uses_budget
-from ddlib.core.store import Store
 
 
 @pytest.fixture(autouse=True)

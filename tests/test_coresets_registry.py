@@ -9,12 +9,12 @@ import inspect
 import pytest
 import torch
 
-from ddlib.methods.context import Context
-from ddlib.methods.coresets import CORESETS, select
 from ddlib.core.cost import Meter
-from ddlib.methods.distill import DISTILLERS, distill
 from ddlib.core.registry import DDLibError
 from ddlib.core.store import Store
+from ddlib.methods.context import Context
+from ddlib.methods.coresets import CORESETS, select
+from ddlib.methods.distill import DISTILLERS, distill
 
 IPC = 2
 

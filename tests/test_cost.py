@@ -4,11 +4,11 @@ import time
 
 import torch
 
+from ddlib.core.cost import Cost, Meter
+from ddlib.core.store import Store
+from ddlib.engine.models import create_model
 from ddlib.methods.context import Context
 from ddlib.methods.coresets import select
-from ddlib.core.cost import Cost, Meter
-from ddlib.engine.models import create_model
-from ddlib.core.store import Store
 
 
 def test_meter_counts_forward_and_embed_through_stem():

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import ddlib.data
+from ddlib.core.registry import DDLibError
 from ddlib.data import sources
 from ddlib.data.idx import read_idx, write_idx
-from ddlib.core.registry import DDLibError
 
 
 def _hashes(x):

@@ -9,13 +9,13 @@ import dataclasses
 import pytest
 import torch
 
+from ddlib.core.cost import Meter
+from ddlib.core.store import Store
 from ddlib.engine import augment as aug
 from ddlib.methods.context import Context
-from ddlib.core.cost import Meter
 from ddlib.methods.distill import distill
 from ddlib.methods.distill.dc import gradient_distance, paper_loops, siamese_augment
 from ddlib.methods.distill.dm import DSA_STRATEGY
-from ddlib.core.store import Store
 
 
 def _run(name, digits, profile, tmp_path, ipc=2, seed=0, **hp):

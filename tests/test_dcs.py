@@ -8,17 +8,17 @@ import torch
 
 from ddlib.analysis import dcs
 from ddlib.chapters.dcs import DCSStudy
-from ddlib.methods import objectives as obj
-from ddlib.run.measure import score_sets
-from ddlib.methods.context import Context
 from ddlib.core.cost import Meter
-from ddlib.data import Split
-from ddlib.methods.distill.dc import gradient_distance
-from ddlib.methods.distill.dm import DSA_STRATEGY, dm_loss
-from ddlib.engine.models import create_model
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator, stream_seed
 from ddlib.core.store import Store
+from ddlib.data import Split
+from ddlib.engine.models import create_model
+from ddlib.methods import objectives as obj
+from ddlib.methods.context import Context
+from ddlib.methods.distill.dc import gradient_distance
+from ddlib.methods.distill.dm import DSA_STRATEGY, dm_loss
+from ddlib.run.measure import score_sets
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +159,8 @@ def test_correlation_table_has_one_row_per_probe_and_one_column_per_ipc():
 
 def test_score_sets_reads_stored_sets_and_caches_values(digits, home, monkeypatch):
     from ddlib.core.config import RunConfig
-    from ddlib.run.runner import validate
     from ddlib.methods.build import build_key
+    from ddlib.run.runner import validate
 
     rows = []
     for seed in (0, 1):

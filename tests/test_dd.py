@@ -12,18 +12,18 @@ import torch
 
 import ddlib.data
 from ddlib.core.config import PROFILES, PROTOCOLS, RunConfig
-from ddlib.methods.context import Context
 from ddlib.core.cost import Meter
-from ddlib.methods.distill import SyntheticSet, distill
-from ddlib.methods.distill.dd import default_steps, unroll
-from ddlib.engine.models import create_model
-from ddlib.engine.regimes import create_regime
 from ddlib.core.registry import DDLibError
-from ddlib.run.runner import run
-from ddlib.methods.build import build_key
 from ddlib.core.seeding import stream_seed
 from ddlib.core.store import Store
+from ddlib.engine.models import create_model
+from ddlib.engine.regimes import create_regime
 from ddlib.engine.train import evaluate, fit_schedule
+from ddlib.methods.build import build_key
+from ddlib.methods.context import Context
+from ddlib.methods.distill import SyntheticSet, distill
+from ddlib.methods.distill.dd import default_steps, unroll
+from ddlib.run.runner import run
 
 
 def _dd(split, profile, tmp_path, ipc=1, seed=0, **hp):

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import torch
 
-from ddlib.engine import distributed
 from ddlib.core.config import PROFILES, PROTOCOLS, RunConfig
+from ddlib.core.store import Store
 from ddlib.data import load
+from ddlib.engine import distributed
 from ddlib.engine.models import create_model
 from ddlib.engine.regimes import create_regime
-from ddlib.run.runner import run
-from ddlib.core.store import Store
 from ddlib.engine.teachers import get_teacher
 from ddlib.engine.train import evaluate, fit
+from ddlib.run.runner import run
 from ddlib.run.settings import Settings
 
 # Budget 0.3 (7 steps): this smoke training is chaotic -- a 1e-7 change of the

@@ -4,12 +4,12 @@ import dataclasses
 import pytest
 import torch
 
-from ddlib.methods.context import Context
 from ddlib.core.cost import Meter
+from ddlib.core.store import Store
+from ddlib.engine.models import create_model
+from ddlib.methods.context import Context
 from ddlib.methods.distill import distill
 from ddlib.methods.distill.dm import class_means, dm_loss
-from ddlib.engine.models import create_model
-from ddlib.core.store import Store
 
 
 def _curve(digits, profile, tmp_path, seed=0, **hp):

@@ -8,8 +8,8 @@ import torch
 
 import ddlib.engine.fastpath as fp
 from ddlib.core.config import PROTOCOLS, RunConfig
-from ddlib.engine.models import ConvNet, create_model
 from ddlib.core.registry import DDLibError
+from ddlib.engine.models import ConvNet, create_model
 from ddlib.engine.regimes import create_regime
 from ddlib.engine.train import fit
 

@@ -5,9 +5,9 @@ import sys
 import pytest
 
 import ddlib.run.runner
-from ddlib.run.grid import configs, run_grid
 from ddlib.core.registry import DDLibError
 from ddlib.core.store import Store
+from ddlib.run.grid import configs, run_grid
 
 DETERMINISTIC = ("key", "accuracy", "val_accuracy", "steps")
 SPEC = {"profile": "smoke", "dataset": "digits", "methods": "random", "ipcs": [1, 2],

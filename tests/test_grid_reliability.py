@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from ddlib.core.config import RunConfig
-from ddlib.data.idx import write_idx
 from ddlib.core.registry import DDLibError
-from ddlib.run.runner import validate
-from ddlib.methods.build import build_key
 from ddlib.core.store import Store
+from ddlib.data.idx import write_idx
+from ddlib.methods.build import build_key
+from ddlib.run.runner import validate
 
 PREFIX = "ddlib: error:"
 GRID = ("profile: smoke\ndataset: digits\nmethods: random\nipcs: [1, 2, 3, 4, 5]\n"

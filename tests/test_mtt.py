@@ -4,12 +4,12 @@ import torch
 
 import ddlib.methods.distill.mtt as mtt
 from ddlib.core.config import RunConfig
-from ddlib.methods.context import Context
 from ddlib.core.cost import Meter
-from ddlib.methods.distill import distill
-from ddlib.engine.models import create_model
-from ddlib.run.runner import run
 from ddlib.core.store import Store
+from ddlib.engine.models import create_model
+from ddlib.methods.context import Context
+from ddlib.methods.distill import distill
+from ddlib.run.runner import run
 
 TINY = dict(iters=3, n_experts=1, expert_epochs_total=2, expert_epochs=1, max_start_epoch=1,
             syn_steps=3)

@@ -8,13 +8,22 @@ import pandas as pd
 import pytest
 import torch
 
+from ddlib.analysis.pareto import (
+    LABEL_FORWARDS,
+    compute_frame,
+    front_summary,
+    label_forwards,
+    pareto_chart,
+    pareto_mask,
+    pareto_points,
+    passes_table,
+    wall_table,
+)
 from ddlib.core.config import PROTOCOLS
 from ddlib.core.cost import Meter
-from ddlib.engine.models import create_model
-from ddlib.analysis.pareto import (LABEL_FORWARDS, compute_frame, front_summary, label_forwards, pareto_chart,
-                          pareto_mask, pareto_points, passes_table, wall_table)
-from ddlib.engine.regimes import REGIMES, create_regime
 from ddlib.core.registry import DDLibError
+from ddlib.engine.models import create_model
+from ddlib.engine.regimes import REGIMES, create_regime
 from ddlib.engine.train import fit
 
 

@@ -6,8 +6,8 @@ import copy
 import pytest
 import torch
 
-from ddlib.engine.batched import can_batch, fit_many
 from ddlib.core.config import PROTOCOLS
+from ddlib.engine.batched import can_batch, fit_many
 from ddlib.engine.models import create_model
 from ddlib.engine.regimes import create_regime
 from ddlib.engine.train import fit

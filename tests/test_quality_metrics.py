@@ -7,8 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from ddlib.analysis.quality import (features, frechet_distance, mean_pairwise_distance, median_bandwidth,
-                                   mmd2, prdc, set_quality, subsample, vendi_score)
+from ddlib.analysis.quality import (
+    features,
+    frechet_distance,
+    mean_pairwise_distance,
+    median_bandwidth,
+    mmd2,
+    prdc,
+    set_quality,
+    subsample,
+    vendi_score,
+)
 from ddlib.analysis.stats import spearman_ci
 from ddlib.core.registry import DDLibError
 

@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 
 import ddlib
-from ddlib.core.config import RunConfig, config_hash
 from ddlib.analysis.quality_study import set_quality_table
+from ddlib.core.config import RunConfig, config_hash
 from ddlib.core.registry import DDLibError
-from ddlib.run.runner import validate
-from ddlib.methods.build import build_key, condensed_set
 from ddlib.core.store import Store
 from ddlib.engine.teachers import get_teacher
+from ddlib.methods.build import build_key, condensed_set
+from ddlib.run.runner import validate
 
 
 @pytest.fixture(scope="module")

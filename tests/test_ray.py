@@ -4,12 +4,12 @@ import sys
 
 import pytest
 
+from ddlib.core.registry import DDLibError
+from ddlib.core.store import Store
+from ddlib.methods.build import build_key
 from ddlib.run.grid import configs, run_grid
 from ddlib.run.grid_ray import RayOptions, plan
-from ddlib.core.registry import DDLibError
 from ddlib.run.runner import validate
-from ddlib.methods.build import build_key
-from ddlib.core.store import Store
 
 DETERMINISTIC = ("key", "accuracy", "val_accuracy", "steps", "samples_seen")
 # ipc 500 passes validation but digits' classes hold ~125 training images: the run fails

@@ -1,8 +1,8 @@
 """Registries: unknown names fail loudly with the valid list; names are unique."""
 import pytest
 
-from ddlib.methods.coresets import CORESETS
 from ddlib.core.registry import DDLibError, Registry
+from ddlib.methods.coresets import CORESETS
 
 
 def _reg():

@@ -2,8 +2,15 @@
 import pandas as pd
 import pytest
 
-from ddlib.analysis.saturation import (beats_random_sentence, convergence, convergence_sentence, gap_table,
-                              gap_to_full, saturation_chart, saturation_sentence)
+from ddlib.analysis.saturation import (
+    beats_random_sentence,
+    convergence,
+    convergence_sentence,
+    gap_table,
+    gap_to_full,
+    saturation_chart,
+    saturation_sentence,
+)
 from ddlib.analysis.tables import gains
 
 

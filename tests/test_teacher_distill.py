@@ -3,18 +3,18 @@ import pytest
 import torch
 import torch.nn as nn
 
-from ddlib.engine import augment as aug
 from ddlib.core.config import PROTOCOLS
-from ddlib.methods.context import Context
 from ddlib.core.cost import Meter
+from ddlib.core.registry import DDLibError
+from ddlib.core.store import Store
+from ddlib.engine import augment as aug
+from ddlib.engine.models import create_model
+from ddlib.engine.regimes import create_regime
+from ddlib.engine.train import fit
+from ddlib.methods.context import Context
 from ddlib.methods.distill import distill
 from ddlib.methods.distill.rded import auto_settings, select_crops, tile, untile
 from ddlib.methods.distill.sre2l import batch_stats, bn_matching_loss
-from ddlib.engine.models import create_model
-from ddlib.engine.regimes import create_regime
-from ddlib.core.registry import DDLibError
-from ddlib.core.store import Store
-from ddlib.engine.train import fit
 
 
 class Counting(nn.Module):

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from ddlib.core.config import PROTOCOLS, Protocol
+from ddlib.core.seeding import generator
 from ddlib.engine.models import create_model
 from ddlib.engine.regimes import create_regime
 from ddlib.engine.train import Batches, batch_sizes, budget_samples, evaluate, fit, lr_at
-from ddlib.core.seeding import generator
 
 
 @pytest.mark.parametrize("budget,pool,expected", [

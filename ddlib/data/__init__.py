@@ -16,6 +16,7 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
+from ddlib.core.config import PROFILES
 from ddlib.core.registry import DDLibError
 from ddlib.data.sources import SOURCES, RawData, imagefolder
 
@@ -125,8 +126,6 @@ def load(name: str, profile=None, device="cpu", data_dir: Optional[Path] = None)
     Raises:
         DDLibError: unknown name, missing or corrupt files.
     """
-    from ddlib.core.config import PROFILES
-
     prof = PROFILES.get(profile) if isinstance(profile, str) else profile
     if prof is None:
         prof = PROFILES.get("default")

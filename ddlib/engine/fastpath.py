@@ -42,8 +42,8 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 
-from ddlib.engine.regimes import Batch, slice_loss
 from ddlib.core.registry import DDLibError
+from ddlib.engine.regimes import Batch, slice_loss
 
 log = logging.getLogger("ddlib")
 

@@ -24,11 +24,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ddlib import __version__
-from ddlib.engine import augment as aug
 from ddlib.core.config import config_hash
 from ddlib.core.cost import Cost
 from ddlib.core.registry import Registry
 from ddlib.core.seeding import generator
+from ddlib.engine import augment as aug
 
 REGIMES = Registry("label regime")
 

@@ -20,16 +20,15 @@ import torch
 import torch.nn as nn
 
 from ddlib import __version__
-
-from ddlib.engine.distributed import DistInfo
-from ddlib.engine.fastpath import Engine
 from ddlib.core.config import PROTOCOLS, Profile, config_hash
 from ddlib.core.cost import Cost, Meter
-from ddlib.data import Split
-from ddlib.engine.models import create_model
-from ddlib.engine.regimes import create_regime
 from ddlib.core.registry import DDLibError
 from ddlib.core.store import Store
+from ddlib.data import Split
+from ddlib.engine.distributed import DistInfo
+from ddlib.engine.fastpath import Engine
+from ddlib.engine.models import create_model
+from ddlib.engine.regimes import create_regime
 from ddlib.engine.train import evaluate, fit
 
 log = logging.getLogger("ddlib")

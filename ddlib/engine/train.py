@@ -17,11 +17,12 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from ddlib.engine import augment as aug
 from ddlib.core.config import Protocol
+from ddlib.core.seeding import generator
+from ddlib.engine import augment as aug
+from ddlib.engine import distributed
 from ddlib.engine.fastpath import Engine, Stepper, plan_step
 from ddlib.engine.regimes import FitPlan, Regime
-from ddlib.core.seeding import generator
 
 
 def budget_samples(budget: float, pool_size: int) -> int:
@@ -137,8 +138,6 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
     model.train()
     net = model
     if dist is not None:
-        from ddlib.engine import distributed
-
         net = distributed.wrap(model, dist)
     else:
         eng = Engine.of(engine)

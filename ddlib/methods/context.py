@@ -9,9 +9,10 @@ import torch.nn as nn
 
 from ddlib.core.config import Profile
 from ddlib.core.cost import Cost, Meter
-from ddlib.data import Split
 from ddlib.core.registry import DDLibError
 from ddlib.core.store import Store
+from ddlib.data import Split
+from ddlib.engine.teachers import get_teachers
 
 
 @dataclass
@@ -50,8 +51,6 @@ class Context:
         build (every meter) that asks for it.
         """
         if not self._teachers:
-            from ddlib.engine.teachers import get_teachers
-
             with self.meter.upstream():
                 models, self._teacher_cost = get_teachers(
                     split, self.profile, self.store, 1, quiet=self.quiet,

@@ -25,6 +25,7 @@ from typing import Iterable, Optional
 import torch
 
 from ddlib import __version__
+from ddlib.core.config import PROFILES
 from ddlib.core.registry import DDLibError
 
 log = logging.getLogger("ddlib")
@@ -79,8 +80,6 @@ def build_book(profile: str = "default", only: Optional[Iterable[str]] = None,
     Returns:
         path of the built ``index.html``'s folder (``_build/html``).
     """
-    from ddlib.core.config import PROFILES
-
     PROFILES.get(profile)
     root = root or repo_root()
     sources = sorted((root / "notebooks").glob("*.ipynb"))

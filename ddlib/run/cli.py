@@ -19,7 +19,20 @@ import logging
 import sys
 from typing import List, Optional
 
+from ddlib.core.config import PROFILES, PROTOCOLS, RunConfig
 from ddlib.core.registry import DDLibError
+from ddlib.core.store import COLUMNS
+from ddlib.data import dataset_names
+from ddlib.engine import distributed
+from ddlib.engine.models import MODELS
+from ddlib.engine.regimes import REGIMES
+from ddlib.methods.coresets import CORESETS
+from ddlib.methods.distill import DISTILLERS
+from ddlib.run.book import build_book
+from ddlib.run.grid import run_grid
+from ddlib.run.grid_ray import RayOptions
+from ddlib.run.runner import run
+from ddlib.run.settings import Settings
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,13 +57,6 @@ def _hp(items: List[str]):
 
 
 def cmd_list(args, settings) -> None:
-    from ddlib.core.config import PROFILES, PROTOCOLS
-    from ddlib.methods.coresets import CORESETS
-    from ddlib.data import dataset_names
-    from ddlib.methods.distill import DISTILLERS
-    from ddlib.engine.models import MODELS
-    from ddlib.engine.regimes import REGIMES
-
     for title, names in (("datasets", dataset_names()), ("models", MODELS.names()),
                          ("coresets", CORESETS.names()), ("distillers", DISTILLERS.names()),
                          ("regimes", REGIMES.names()), ("profiles", PROFILES.names()),
@@ -59,10 +65,6 @@ def cmd_list(args, settings) -> None:
 
 
 def cmd_run(args, settings) -> None:
-    from ddlib.engine import distributed
-    from ddlib.core.config import RunConfig
-    from ddlib.run.runner import run
-
     hp = _hp(args.hp)
     if args.teacher_checkpoint:
         hp = hp + (("teacher_ckpt", args.teacher_checkpoint),)
@@ -88,8 +90,6 @@ def cmd_run(args, settings) -> None:
 
 
 def cmd_results(args, settings) -> None:
-    from ddlib.core.store import COLUMNS
-
     df = settings.store().frame(dataset=args.dataset, method=args.method, profile=args.profile)
     if args.format == "csv":
         df.to_csv(sys.stdout, index=False)
@@ -99,15 +99,10 @@ def cmd_results(args, settings) -> None:
 
 
 def cmd_book(args, settings) -> None:
-    from ddlib.run.book import build_book
-
     build_book(profile=args.profile, only=args.notebook, skip_build=args.no_build, quiet=args.quiet)
 
 
 def cmd_grid(args, settings) -> None:
-    from ddlib.run.grid import run_grid
-    from ddlib.run.grid_ray import RayOptions
-
     if settings.torchrun is not None:
         raise DDLibError("grid does not run under torchrun; use --workers N or --ray ADDRESS "
                          "(torchrun is for one run: torchrun -m ddlib run ...)")
@@ -162,8 +157,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="ddlib: %(message)s", stream=sys.stderr)
     try:
         args = p.parse_args(argv)
-        from ddlib.run.settings import Settings
-
         settings = Settings.from_env()  # the one read; a bad $DDLIB_ENGINE fails before anything is built
         {"list": cmd_list, "run": cmd_run, "results": cmd_results, "book": cmd_book,
          "grid": cmd_grid}[args.cmd](args, settings)

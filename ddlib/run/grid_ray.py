@@ -31,11 +31,11 @@ import torch
 from ddlib.core.config import PROFILES, RunConfig
 from ddlib.core.registry import DDLibError
 from ddlib.core.store import Store
-from ddlib.run.settings import load_data
 from ddlib.engine.regimes import REGIMES
 from ddlib.engine.teachers import get_teachers
 from ddlib.methods.build import build_key
 from ddlib.run.runner import error_text, run, validate
+from ddlib.run.settings import load_data
 
 
 @dataclass(frozen=True)

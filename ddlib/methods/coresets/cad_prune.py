@@ -46,7 +46,6 @@ from ddlib.core.seeding import generator
 from ddlib.methods.coresets import register
 from ddlib.methods.coresets.scores import KINDS, SCORE_HP, check_hp, selector_scores
 
-
 KNOBS = {"t_min": 0.1, "t_max": 0.9, "e0": 10.0, "e_max": 10000.0}
 
 

@@ -43,11 +43,11 @@ import torch.nn.functional as F
 from ddlib import __version__
 from ddlib.core.config import PROTOCOLS, config_hash
 from ddlib.core.cost import Cost, Meter
-from ddlib.engine.models import create_model
-from ddlib.engine.regimes import HardLabels, create_regime
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import stream_seed
 from ddlib.engine import train as _train  # called through the module: tests may patch ddlib.engine.train.fit
+from ddlib.engine.models import create_model
+from ddlib.engine.regimes import HardLabels, create_regime
 
 log = logging.getLogger("ddlib")
 

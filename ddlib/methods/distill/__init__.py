@@ -18,10 +18,10 @@ from typing import Any, Dict
 
 import torch
 
-from ddlib.methods.context import Context, check_ipc
 from ddlib.core.cost import Cost, Meter
-from ddlib.data import Split
 from ddlib.core.registry import Registry
+from ddlib.data import Split
+from ddlib.methods.context import Context, check_ipc
 
 DISTILLERS = Registry("distiller")
 register = DISTILLERS.register

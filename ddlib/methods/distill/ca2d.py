@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ddlib.methods.coresets.cad_prune import KNOBS, cad_target, passes_per_sample
 from ddlib.core.registry import DDLibError
+from ddlib.methods.coresets.cad_prune import KNOBS, cad_target, passes_per_sample
 from ddlib.methods.distill import register
 from ddlib.methods.distill.rded import patch_synthesis
 

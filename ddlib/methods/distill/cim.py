@@ -37,12 +37,21 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ddlib.engine import augment as aug
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator
+from ddlib.engine import augment as aug
 from ddlib.methods.distill import register
 from ddlib.methods.distill.dm import DSA_STRATEGY
-from ddlib.methods.distill.rded import auto_settings, class_real, downsample, patch_size, teacher_of, tile, true_class_ce, untile
+from ddlib.methods.distill.rded import (
+    auto_settings,
+    class_real,
+    downsample,
+    patch_size,
+    teacher_of,
+    tile,
+    true_class_ce,
+    untile,
+)
 
 
 def alignment_loss(teacher, residual: torch.Tensor, mosaics: torch.Tensor, anchors: torch.Tensor,

@@ -35,9 +35,9 @@ from torch import nn
 from tqdm import tqdm
 
 from ddlib.core.config import nearest_ipc
+from ddlib.core.seeding import generator, stream_seed
 from ddlib.engine import augment as aug
 from ddlib.engine.models import create_model
-from ddlib.core.seeding import generator, stream_seed
 from ddlib.methods.distill import real_init, register
 
 # (outer_loop, inner_loop) of the paper / reference ``get_loops`` at IPC 1, 10, 50; a

@@ -46,9 +46,9 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from tqdm import tqdm
 
-from ddlib.engine.models import create_model
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator, stream_seed
+from ddlib.engine.models import create_model
 from ddlib.methods.distill import register
 
 PAPER_STEPS = 10   # distill_steps of the reference code

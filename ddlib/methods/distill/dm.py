@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 from tqdm import tqdm
 
+from ddlib.core.seeding import generator, stream_seed
 from ddlib.engine import augment as aug
 from ddlib.engine.models import create_model
-from ddlib.core.seeding import generator, stream_seed
 from ddlib.methods.distill import real_init, register
 
 DSA_STRATEGY = "color_crop_cutout_scale_rotate"  # DSA's list without flip (digits, MNIST)

@@ -37,11 +37,11 @@ from torch.func import functional_call
 from tqdm import tqdm
 
 from ddlib import __version__
-from ddlib.engine import augment as aug
 from ddlib.core.config import config_hash, nearest_ipc
 from ddlib.core.cost import Cost, Meter
-from ddlib.engine.models import create_model
 from ddlib.core.seeding import generator, stream_seed
+from ddlib.engine import augment as aug
+from ddlib.engine.models import create_model
 from ddlib.methods.distill import real_init, register
 
 log = logging.getLogger("ddlib")

@@ -26,9 +26,11 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from ddlib.engine import augment as aug
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator
+from ddlib.engine import augment as aug
+from ddlib.engine.teachers import get_teacher
+from ddlib.methods.coresets.cad_prune import difficulty_quantiles
 from ddlib.methods.distill import register
 
 
@@ -113,8 +115,6 @@ def select_crops(losses: torch.Tensor, m: int, target: Optional[float] = None) -
         raise DDLibError(f"cannot pick {m} patches from {n} images x {c} crops")
     key = losses.double().cpu()
     if target is not None:
-        from ddlib.methods.coresets.cad_prune import difficulty_quantiles
-
         key = (difficulty_quantiles(key.flatten()).double().view(n, c) - float(target)).abs()
     within = torch.argsort(torch.argsort(key, dim=1, stable=True), dim=1)  # rank inside each image
     order = torch.argsort(within.flatten().double() * (key.max() - key.min() + 1) + key.flatten(),
@@ -168,8 +168,6 @@ def teacher_of(train, ctx, arch: str = ""):
     if arch == prof.teacher_model:
         t = ctx.teacher(train)
     else:
-        from ddlib.engine.teachers import get_teacher
-
         with ctx.meter.upstream():
             t, cost = get_teacher(train, prof, ctx.store, 0, arch=arch, quiet=ctx.quiet, engine=ctx.engine)
         ctx.meter.charge(cost)

@@ -32,10 +32,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ddlib.engine import augment as aug
-from ddlib.engine.models import MODELS
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator
+from ddlib.engine import augment as aug
+from ddlib.engine.models import MODELS
 from ddlib.methods.distill import register
 from ddlib.methods.distill.rded import teacher_of
 

@@ -113,9 +113,9 @@ def fit_many(models: Sequence[nn.Module], images_list: Sequence[torch.Tensor],
     strategy = protocol.augment if augment is None else augment
     samples = budget_samples(budget, pool_size)
     caches = list(caches) if caches is not None else [None] * k
-    for reg, im, lb, c, s in zip(regimes, images_list, labels_list, caches, seeds):
+    for reg, im, lb, c in zip(regimes, images_list, labels_list, caches):
         reg.prepare(im, lb, teachers, protocol.temperature,
-                    plan=FitPlan(samples, strategy, protocol.batch_size, c, s))
+                    plan=FitPlan(samples, strategy, protocol.batch_size, c))
     sizes = batch_sizes(samples, protocol.batch_size)
     orders = [Batches(len(im), generator(s, "order")) for im, s in zip(images_list, seeds)]
     agens = [generator(s, "augment") for s in seeds]

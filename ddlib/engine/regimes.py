@@ -82,15 +82,12 @@ class FitPlan:
         strategy: DSA augmentation strategy of the run ("" = none).
         batch_size: samples per step.
         cache: ``(store, set_key)`` for artifacts derived from the set, or None.
-        seed: the run's seed: the streams a regime draws from are named streams of it
-            (never of a cache key, which changes with the library version).
     """
 
     samples: int = 0
     strategy: str = ""
     batch_size: int = 256
     cache: Any = None
-    seed: int = 0
 
 
 class Regime(abc.ABC):
@@ -233,12 +230,12 @@ class StoredViewKD(Regime):
     A relabel pass runs the teacher ONCE on every view the student will see:
     ``E = ceil(samples / n)`` epochs x ``n`` stored images, view ``(e, i)`` being
     one DSA op of the run's strategy with its own parameters, drawn per
-    (epoch, image) from the named stream ``relabel-views`` of the run's seed
-    (the seed the set was built with; never a cache key, so a version bump does
+    (epoch, image) from the stream ``relabel-views`` seeded by the set's pixels
+    (not the student seed, and not the set's cache key, so a version bump does
     not redraw the views).  The logits (E, n, K) are kept in fp16 with the view parameters and
     replayed: the engine's sample ``i`` of epoch ``e`` is trained on exactly view
     ``(e, i)`` against ``softmax(logits[e, i] / T)`` with the KD loss.  Cached
-    as artifact ``relabel`` keyed by set, teacher state, strategy, E, T, seed.
+    as artifact ``relabel`` keyed by set, teacher state, strategy, E, T.
     """
 
     name = "slkd_stored"
@@ -271,13 +268,13 @@ class StoredViewKD(Regime):
         else:
             store, set_key = None, tensor_hash(images)  # no set key: the images name the set
         key = config_hash({"set": set_key, "teacher": module_hash(teacher), "strategy": strategy,
-                           "epochs": e, "T": float(T), "seed": int(self.plan.seed), "version": __version__})
+                           "epochs": e, "T": float(T), "version": __version__})
         art = store.load_artifact("relabel", key) if store is not None else None
         if art is None:
             t0 = time.perf_counter()
-            # the run seed's own stream: sets of one size and seed see the same views
-            # (common random numbers across methods), and a new cache key never moves them
-            gen = generator(self.plan.seed, "relabel-views")
+            # the views belong to the set, whoever trains on it: seeded by the set's
+            # pixels, never by its cache key (which a new library version changes)
+            gen = generator(int(tensor_hash(images)[:15], 16), "relabel-views")
             size = images.shape[-1]
             logits, ops, vals = [], [], []
             with torch.no_grad():

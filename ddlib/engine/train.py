@@ -129,7 +129,7 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
     strategy = protocol.augment if augment is None else augment
     samples = budget_samples(budget, pool_size)
     regime.prepare(images, labels, teachers, protocol.temperature,
-                   plan=FitPlan(samples, strategy, protocol.batch_size, cache, seed))
+                   plan=FitPlan(samples, strategy, protocol.batch_size, cache))
     sizes = batch_sizes(samples, protocol.batch_size)
     order, agen = Batches(len(images), generator(seed, "order")), generator(seed, "augment")
     base_lr = protocol.lr if lr is None else float(lr)

@@ -19,7 +19,6 @@ from tqdm import tqdm
 
 from ddlib.core.config import Protocol
 from ddlib.core.seeding import generator
-from ddlib.engine import augment as aug
 from ddlib.engine import distributed
 from ddlib.engine.fastpath import Engine, Stepper, plan_step
 from ddlib.engine.regimes import FitPlan, Regime

@@ -46,7 +46,7 @@ def _train(root: Path, info=None) -> dict:
     """
     prof = dataclasses.replace(PROFILES.get("smoke"), teacher_epochs=1)
     split = load("digits", prof)
-    teacher, cost = get_teacher(split, prof, Store(root, sync=info) if info else Store(root))
+    teacher, cost = get_teacher(split, prof, Store(root, sync=info) if info else Store(root), seed=0)
     out = {"teacher": teacher.state_dict(), "teacher_fwd": cost.fwd,
            "teacher_acc": evaluate(teacher, split.test_x, split.test_y)}
     idx = torch.cat([split.class_indices(c)[:5] for c in range(split.num_classes)])

@@ -19,7 +19,7 @@ from ddlib.run.runner import validate
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory, digits, fast_teacher_profile):
     """One 1-epoch digits teacher for the module, cached in its own temporary store."""
-    model, _ = get_teacher(digits, fast_teacher_profile, Store(tmp_path_factory.mktemp("teacher")))
+    model, _ = get_teacher(digits, fast_teacher_profile, Store(tmp_path_factory.mktemp("teacher")), seed=0)
     return model
 
 

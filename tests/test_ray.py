@@ -33,7 +33,7 @@ def test_plan_builds_teachers_and_each_set_once():
         assert steps[lead].after_run is None
         assert build_key(validate(s.cfg)) == build_key(validate(steps[lead].cfg))
         # leaders wait for the teachers (mt needs the profile's 2), followers for their leader
-        assert s.teachers == (("digits", "smoke", 2, "") if s.after_run is None else None)
+        assert s.teachers == (("digits", "smoke", s.cfg.seed, 2, "") if s.after_run is None else None)
     hl_only = plan(configs({**SPEC, "ipcs": 2}))
     assert all(s.teachers is None for s in hl_only)  # no regime needs a teacher: no teacher task
 

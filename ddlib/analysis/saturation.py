@@ -1,8 +1,11 @@
 """Saturation and convergence: how close a condensed set gets to full data, and
 whether it keeps improving with more training (*Hard truths about soft labels*).
 
-All gaps and gains are in percentage points, paired by seed, with a paired
-bootstrap 95% interval (:func:`ddlib.analysis.stats.paired_bootstrap_ci`).
+All gaps and gains are in percentage points, paired by seed, with a paired t
+95% interval (:func:`ddlib.analysis.stats.paired_interval`); "saturated" means
+the gain of the next budget step is shown to lie within ± the equivalence
+margin (TOST), and every count of settings is Holm-adjusted over the settings
+it counts.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Sequence
 import altair as alt
 import pandas as pd
 
-from ddlib.analysis.stats import paired
+from ddlib.analysis.stats import ALPHA, MARGIN, direction_table, holm, interval_cell, p_value, p_values, paired
 from ddlib.analysis.tables import summarize
 
 
@@ -26,7 +29,8 @@ def gap_to_full(df: pd.DataFrame, full: pd.DataFrame, value: str = "accuracy") -
 
     Returns:
         one row per (regime, method, ipc, budget): gap, ci_low, ci_high,
-        fraction (condensed mean / full-data mean) and pairs.
+        fraction (condensed mean / full-data mean), pairs, ref (full-data mean, points)
+        and ``d`` (the per-seed gaps, points).
     """
     ref = full.groupby(["budget", "seed"])[value].mean()
     rows = []
@@ -36,33 +40,51 @@ def gap_to_full(df: pd.DataFrame, full: pd.DataFrame, value: str = "accuracy") -
             continue
         rows.append({"regime": regime, "method": method, "ipc": ipc, "budget": budget,
                      "gap": p.diff, "ci_low": p.ci_low, "ci_high": p.ci_high,
-                     "fraction": float(p.b.mean() / p.a.mean()), "pairs": p.n})
+                     "fraction": float(p.b.mean() / p.a.mean()), "pairs": p.n, "ref": float(p.a.mean()),
+                     "d": tuple(p.d)})
     return pd.DataFrame(rows, columns=["regime", "method", "ipc", "budget", "gap", "ci_low", "ci_high",
-                                       "fraction", "pairs"])
+                                       "fraction", "pairs", "ref", "d"])
 
 
 def gap_table(df: pd.DataFrame, full: pd.DataFrame) -> pd.DataFrame:
-    """Wide :func:`gap_to_full`: cells "12.3 [10.1, 14.0]" points below full data, one column per budget."""
+    """Wide :func:`gap_to_full`: cells "12.3 [10.1, 14.0] (n=5)" points below full data, one column per budget."""
     g = gap_to_full(df, full)
-    g["cell"] = [f"{m:.1f} [{lo:.1f}, {hi:.1f}]" for m, lo, hi in zip(g["gap"], g["ci_low"], g["ci_high"])]
+    g["cell"] = [interval_cell(m, lo, hi, n, ".1f") for m, lo, hi, n in zip(g["gap"], g["ci_low"], g["ci_high"],
+                                                                          g["pairs"])]
     wide = g.pivot_table(index=["regime", "method", "ipc"], columns="budget", values="cell", aggfunc="first")
     wide.columns = [f"budget {c:g}" for c in wide.columns]
     return wide
 
 
+def near_full(gap: pd.DataFrame, near: float = 0.9) -> pd.Series:
+    """Per row of :func:`gap_to_full`, whether the set is shown to be near full data.
+
+    Near: the deficit (full - subset, per seed) is below ``(1 - near)`` x the
+    full-data accuracy, by a one-sided paired t-test at 5%, Holm-adjusted over
+    the rows (so a set with fewer than 3 seeds is never "near").
+    """
+    if gap.empty:
+        return pd.Series([], dtype=bool)
+    ps = [p_value(d, "not_greater", margin=(1 - near) * ref) for d, ref in zip(gap["d"], gap["ref"])]
+    return pd.Series(holm(ps) < ALPHA, index=gap.index)
+
+
 def saturation_sentence(df: pd.DataFrame, full: pd.DataFrame, *, near: float = 0.9) -> str:
-    """Per regime, how many (method, IPC) sets reach ``near`` x full-data accuracy at the largest budget."""
+    """Per regime, how many (method, IPC) sets are shown to reach ``near`` x full-data accuracy at the largest budget."""
     g = gap_to_full(df, full)
     if g.empty:
         return "No condensed runs share a budget and seed with the full-data runs yet."
-    top = g[g["budget"] == g["budget"].max()]
+    top = g[g["budget"] == g["budget"].max()].copy()
+    top["near"] = near_full(top, near)
     parts = []
     for regime, r in top.groupby("regime", sort=True):
-        k = int((r["fraction"] >= near).sum())
         worst = r.loc[r["fraction"].idxmin()]
-        parts.append(f"under {regime.upper()}, {k} of {len(r)} sets reach {near:.0%} of full-data accuracy "
-                     f"(the weakest, {worst['method']} at IPC {worst['ipc']}, reaches {worst['fraction']:.0%})")
-    return (f"At the largest budget ({top['budget'].iloc[0]:g} full-pool epochs), " + "; ".join(parts) + ".")
+        parts.append(f"under {regime.upper()}, {int(r['near'].sum())} of {len(r)} sets are shown to be within "
+                     f"{1 - near:.0%} of full-data accuracy (the weakest, {worst['method']} at IPC {worst['ipc']}, "
+                     f"reaches {worst['fraction']:.0%} on average)")
+    return (f"At the largest budget ({top['budget'].iloc[0]:g} full-pool epochs; {top['pairs'].min()}–"
+            f"{top['pairs'].max()} seeds paired with the full-data runs; one-sided t-tests at 5%, Holm-adjusted "
+            f"over the {len(top)} sets), " + "; ".join(parts) + ".")
 
 
 def saturation_chart(df: pd.DataFrame, full: pd.DataFrame, *, width: int = 170,
@@ -93,8 +115,10 @@ def convergence(df: pd.DataFrame, value: str = "accuracy") -> pd.DataFrame:
 
     Returns:
         one row per step: regime, method, ipc, from_budget, to_budget, gain (points),
-        ci_low, ci_high, pairs.  A gain whose interval excludes zero means the set
-        still improves with more training; one around zero, that it has saturated.
+        ci_low, ci_high, pairs and the step's ``p_<statement>`` columns
+        (:func:`ddlib.analysis.stats.p_values`).  A set still improves where the gain
+        is greater than zero and has saturated where it is shown to be within ±
+        the margin (:func:`convergence_sentence`).
     """
     rows = []
     for (regime, method, ipc), g in df.groupby(["regime", "method", "ipc"]):
@@ -106,34 +130,47 @@ def convergence(df: pd.DataFrame, value: str = "accuracy") -> pd.DataFrame:
                 continue
             rows.append({"regime": regime, "method": method, "ipc": ipc, "from_budget": lo_b,
                          "to_budget": hi_b, "gain": p.diff, "ci_low": p.ci_low, "ci_high": p.ci_high,
-                         "pairs": p.n})
+                         "pairs": p.n, **p_values(p.d)})
     return pd.DataFrame(rows, columns=["regime", "method", "ipc", "from_budget", "to_budget", "gain",
-                                       "ci_low", "ci_high", "pairs"])
+                                       "ci_low", "ci_high", "pairs", *p_values([0.0])])
 
 
 def convergence_sentence(df: pd.DataFrame, distillers: Sequence[str]) -> str:
-    """Which sets still improve over the last budget step, distillers against coresets."""
+    """Which sets still improve over the last budget step, which have saturated, distillers against coresets.
+
+    Improves: the step's paired gain is greater than zero; saturated: it is
+    within ± :data:`ddlib.analysis.stats.MARGIN` points (TOST); each
+    Holm-adjusted over the sets; anything else is undecided.
+    """
     c = convergence(df)
     if c.empty:
         return "No set has runs at two budgets yet."
-    last = c[c["to_budget"] == c["to_budget"].max()]
-    improving = last[last["ci_low"] > 0]["method"].tolist()
-    flat = last[last["ci_low"] <= 0]["method"].tolist()
-    kind = lambda ms: ", ".join(f"{m} ({'distilled' if m in distillers else 'coreset'})" for m in ms) or "none"
-    return (f"From {last['from_budget'].iloc[0]:g} to {last['to_budget'].iloc[0]:g} full-pool epochs, "
-            f"the sets that still improve with 95% confidence are: {kind(improving)}; "
-            f"those whose gain is not distinguishable from zero: {kind(flat)}.")
+    last = c[c["to_budget"] == c["to_budget"].max()].copy()
+    last["outcome"] = direction_table(last)
+    kind = lambda o: ", ".join(f"{m} ({'distilled' if m in distillers else 'coreset'})"  # noqa: E731
+                               for m in last[last["outcome"] == o]["method"]) or "none"
+    return (f"From {last['from_budget'].iloc[0]:g} to {last['to_budget'].iloc[0]:g} full-pool epochs "
+            f"({last['pairs'].min()}–{last['pairs'].max()} paired seeds; t-tests at 5%, Holm-adjusted over the "
+            f"{len(last)} sets), the sets that still improve are: {kind('greater')}; those shown to have "
+            f"saturated (gain within ±{MARGIN:g} point): {kind('same')}; those that get worse: {kind('less')}; "
+            f"undecided: {kind('unclear')}.")
 
 
 def beats_random_sentence(g: pd.DataFrame, methods: Sequence[str]) -> str:
-    """From :func:`ddlib.analysis.tables.gains`: which of ``methods`` beat random with 95% confidence, per setting."""
-    g = g[g["method"].isin(methods)]
+    """From :func:`ddlib.analysis.tables.gains`: in how many settings each of ``methods`` beats random.
+
+    Beats: the paired gain is greater than zero; matches: within ±
+    :data:`ddlib.analysis.stats.MARGIN` points (TOST); below: less than zero;
+    t-tests at 5%, Holm-adjusted over all the settings counted.
+    """
+    g = g[g["method"].isin(methods)].copy()
     if g.empty:
         return "No paired runs of these methods and random are stored yet."
+    g["outcome"] = direction_table(g)
     parts = []
     for m, r in g.groupby("method", sort=True):
-        parts.append(f"{m} in {int((r['ci_low'] > 0).sum())} of {len(r)}")
-    worse = g[g["ci_high"] < 0]["method"].unique().tolist()
-    return ("Settings (regime, IPC, budget) where each method beats random with 95% confidence: "
-            + "; ".join(parts) + "." + (f" Significantly below random somewhere: {', '.join(sorted(worse))}."
-                                        if worse else ""))
+        c = r["outcome"].value_counts()
+        parts.append(f"{m} beats it in {c.get('greater', 0)} of {len(r)}, matches it in {c.get('same', 0)}, "
+                     f"is below it in {c.get('less', 0)}")
+    return (f"Against random, per (regime, IPC, budget) setting ({g['pairs'].min()}–{g['pairs'].max()} paired "
+            f"seeds; t-tests at 5%, Holm-adjusted over the {len(g)} settings): " + "; ".join(parts) + ".")

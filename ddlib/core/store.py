@@ -32,13 +32,15 @@ COLUMNS = (
     "protocol", "accuracy", "val_accuracy", "steps", "samples_seen", "train_seconds",
     "build_seconds", "build_peak_mem_mb", "build_fwd", "build_bwd", "label_bytes",
     "device", "version", "git_commit", "created", "config_json",
-    "teacher_model", "eval_lr", "lr", "engine",
+    "teacher_model", "eval_lr", "lr", "engine", "teacher_seconds", "teacher_fwd", "teacher_bwd",
 )
-OPTIONAL = ("teacher_model", "eval_lr", "lr", "engine")  # added in 0.2.x / 0.4; None when a row lacks them
+# added in 0.2.x / 0.4 / 0.6 (the regime's teachers' training cost); None when a row lacks them
+OPTIONAL = ("teacher_model", "eval_lr", "lr", "engine", "teacher_seconds", "teacher_fwd", "teacher_bwd")
 _TYPES = {"ipc": "INTEGER", "seed": "INTEGER", "steps": "INTEGER", "samples_seen": "INTEGER",
           "build_fwd": "INTEGER", "build_bwd": "INTEGER", "label_bytes": "INTEGER",
           "budget": "REAL", "accuracy": "REAL", "val_accuracy": "REAL", "train_seconds": "REAL",
-          "build_seconds": "REAL", "build_peak_mem_mb": "REAL", "lr": "REAL"}
+          "build_seconds": "REAL", "build_peak_mem_mb": "REAL", "lr": "REAL",
+          "teacher_seconds": "REAL", "teacher_fwd": "INTEGER", "teacher_bwd": "INTEGER"}
 
 
 class Sync(Protocol):

@@ -1,9 +1,14 @@
 """Teachers: trained by ddlib on the full train pool, cached by config hash.
 
 A teacher is the profile's ``teacher_model`` trained with hard labels for
-``teacher_epochs`` full-pool epochs under the profile's protocol, with seed
-``1000 + i`` for ensemble member ``i`` (never the run seed, so every run of a
-study shares the same teachers).  Nothing is downloaded; a user may name a
+``teacher_epochs`` full-pool epochs under the profile's protocol.  Ensemble
+member ``i`` of run seed ``s`` is seeded from the stream ``teacher{i}`` of ``s``
+(:func:`teacher_seed`): every run seed trains its own teachers, so the spread
+over seeds of a teacher-supervised row includes the teacher's own randomness
+(a shared teacher would hide it).  Its training cost is charged to the rows
+that use it (``teacher_*`` columns for the regime's teachers, the build cost
+for a builder's).  No checkpoint is chosen: a teacher is the network after its
+last epoch; its validation accuracy is recorded, the test split is never read.  Nothing is downloaded; a user may name a
 local checkpoint (a ``state_dict`` saved with ``torch.save``) instead.
 Under ``torchrun`` a teacher trains data-parallel (:mod:`ddlib.engine.distributed`)
 in the process group it is given (``dist=``), by default the one its store
@@ -23,6 +28,7 @@ from ddlib import __version__
 from ddlib.core.config import PROTOCOLS, Profile, config_hash
 from ddlib.core.cost import Cost, Meter
 from ddlib.core.registry import DDLibError
+from ddlib.core.seeding import stream_seed
 from ddlib.core.store import Store
 from ddlib.data import Split
 from ddlib.engine.distributed import DistInfo
@@ -32,14 +38,19 @@ from ddlib.engine.regimes import create_regime
 from ddlib.engine.train import evaluate, fit
 
 log = logging.getLogger("ddlib")
-TEACHER_SEED_BASE = 1000
 
 
-def teacher_config(split: Split, profile: Profile, member: int, arch: str = "") -> dict:
+def teacher_seed(run_seed: int, member: int) -> int:
+    """The init / data-order seed of ensemble member ``member`` for run seed ``run_seed``."""
+    return stream_seed(run_seed, f"teacher{member}")
+
+
+def teacher_config(split: Split, profile: Profile, member: int, arch: str = "", *, seed: int) -> dict:
+    """What determines teacher ``member`` of run seed ``seed`` (its cache key hashes this)."""
     return {"dataset": split.meta.name, "pool": len(split.train_y), "data": split.meta.fingerprint,
             "arch": arch or profile.teacher_model,
             "epochs": profile.teacher_epochs, "protocol": profile.teacher_protocol,
-            "seed": TEACHER_SEED_BASE + member, "version": __version__}
+            "seed": teacher_seed(seed, member), "run_seed": int(seed), "version": __version__}
 
 
 def _build(split: Split, cfg: dict) -> nn.Module:
@@ -53,18 +64,18 @@ def store_group(store: Store) -> Optional[DistInfo]:
     return sync if isinstance(sync, DistInfo) else None
 
 
-def get_teacher(split: Split, profile: Profile, store: Store, member: int = 0, *,
+def get_teacher(split: Split, profile: Profile, store: Store, member: int = 0, *, seed: int,
                 arch: str = "", checkpoint: Optional[str] = None,
                 quiet: bool = True, dist: Optional[DistInfo] = None,
                 engine: Union[Engine, str, None] = None) -> Tuple[nn.Module, Cost]:
-    """Return teacher ``member`` (eval mode, on the split's device) and its training cost.
+    """Return teacher ``member`` of run seed ``seed`` (eval mode, on the split's device) and its cost.
 
     The cost is what training it spent (zero seconds for a user's checkpoint);
     callers charge it to the builds that use the teacher.  ``dist``: the
     process group to train it in (default :func:`store_group`); ``engine``: the
     step execution mode of its training (:func:`ddlib.engine.train.fit`).
     """
-    cfg = teacher_config(split, profile, member, arch)
+    cfg = teacher_config(split, profile, member, arch, seed=seed)
     device = split.train_x.device
     model = _build(split, cfg)
     if checkpoint:
@@ -99,14 +110,14 @@ def get_teacher(split: Split, profile: Profile, store: Store, member: int = 0, *
     return model.to(device).eval(), Cost(**art["cost"])
 
 
-def get_teachers(split: Split, profile: Profile, store: Store, n: int, *, quiet: bool = True,
+def get_teachers(split: Split, profile: Profile, store: Store, n: int, *, seed: int, quiet: bool = True,
                  checkpoint: Optional[str] = None, arch: str = "",
                  dist: Optional[DistInfo] = None,
                  engine: Union[Engine, str, None] = None) -> Tuple[List[nn.Module], Cost]:
-    """The first ``n`` ensemble members (of ``arch``, default the profile's) and their training costs."""
+    """The first ``n`` ensemble members of run seed ``seed`` (of ``arch``, default the profile's) and their costs."""
     models, total = [], Cost(device=split.train_x.device.type)
     for i in range(n):
-        m, c = get_teacher(split, profile, store, i, quiet=quiet, arch=arch,
+        m, c = get_teacher(split, profile, store, i, seed=seed, quiet=quiet, arch=arch,
                            checkpoint=checkpoint if i == 0 else None, dist=dist, engine=engine)
         for p in m.parameters():
             p.requires_grad_(False)

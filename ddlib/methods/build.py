@@ -66,7 +66,7 @@ def condensed_set(r: RunConfig, split: Split, store: Store, quiet: bool = True, 
         hp = {k: v for k, v in r.hparams if k != "teacher_ckpt"}
         ctx = Context(PROFILES.get(r.profile), store, Meter(), quiet,
                       dict(r.hparams).get("teacher_ckpt"),
-                      budget=r.budget if uses_budget(r.method) else None, engine=engine)
+                      budget=r.budget if uses_budget(r.method) else None, engine=engine, seed=r.seed)
         log.info("building %s ipc=%d seed=%d -> %s", r.method, r.ipc, r.seed,
                  store.artifact_path("condensed", key))
         if method_family(r.method) == "coreset":

@@ -31,6 +31,8 @@ class Context:
         engine: the step execution mode of the trainings a build runs (teacher,
             scoring models): a :class:`ddlib.engine.fastpath.Engine` or mode
             name, None = "auto" (the run layer passes ``$DDLIB_ENGINE``).
+        seed: the run seed whose teachers ``teacher()`` returns (every run
+            seed has its own: :func:`ddlib.engine.teachers.teacher_seed`).
     """
 
     profile: Profile
@@ -40,6 +42,7 @@ class Context:
     teacher_checkpoint: Optional[str] = None
     budget: Optional[float] = None
     engine: Any = None
+    seed: int = 0
     _teachers: List[nn.Module] = field(default_factory=list)
     _teacher_cost: Optional[Cost] = None
     _charged: Optional[Meter] = None
@@ -53,7 +56,7 @@ class Context:
         if not self._teachers:
             with self.meter.upstream():
                 models, self._teacher_cost = get_teachers(
-                    split, self.profile, self.store, 1, quiet=self.quiet,
+                    split, self.profile, self.store, 1, seed=self.seed, quiet=self.quiet,
                     checkpoint=self.teacher_checkpoint, engine=self.engine)
             self._teachers = models
         if self._charged is not self.meter:

@@ -271,8 +271,8 @@ def sre2l_objective(train, images, labels, *, seed: int, ctx: Context, arch: str
         sum_l a_l (||mu_l(S) - mu_l^BN||_2 + ||var_l(S) - var_l^BN||_2).
     """
     teacher = _cache(cache).get(
-        ("sre2l", _data_key(train), ctx.profile, arch, str(ctx.store.root)),
-        lambda: bn_teacher(train, Context(ctx.profile, ctx.store, Meter(), True), arch)[0])
+        ("sre2l", _data_key(train), ctx.profile, arch, str(ctx.store.root), ctx.seed),
+        lambda: bn_teacher(train, Context(ctx.profile, ctx.store, Meter(), True, seed=ctx.seed), arch)[0])
     bns = bn_layers(teacher)
     stats: List = []
     hooks = [bn.register_forward_hook(lambda _m, inp, _o: stats.append(batch_stats(inp[0]))) for bn in bns]

@@ -65,25 +65,25 @@ class Step:
         cfg: the run.
         after_run: index (in the plan) of the run that builds this run's
             condensed set first, or None for a leader.
-        teachers: (dataset, profile, n, checkpoint) of the teacher task a
+        teachers: (dataset, profile, seed, n, checkpoint) of the teacher task a
             leader waits for, or None.
     """
 
     cfg: RunConfig
     after_run: Optional[int]
-    teachers: Optional[Tuple[str, str, int, str]]
+    teachers: Optional[Tuple[str, str, int, int, str]]
 
 
 def plan(cfgs: Sequence[RunConfig]) -> List[Step]:
     """Order runs so that shared teachers and condensed sets are built once.
 
     Runs whose build keys (:func:`ddlib.methods.build.build_key`) agree wait for the
-    first of them; the leaders of a (dataset, profile, teacher checkpoint)
-    group wait for one task that trains the most teachers any of the group's
+    first of them; the leaders of a (dataset, profile, run seed, teacher
+    checkpoint) group (every run seed has its own teachers) wait for one task that trains the most teachers any of the group's
     regimes needs (none when no regime needs one).
     """
     resolved = [validate(c) for c in cfgs]
-    group = lambda r: (r.dataset, r.profile, str(dict(r.hparams).get("teacher_ckpt") or ""))  # noqa: E731
+    group = lambda r: (r.dataset, r.profile, r.seed, str(dict(r.hparams).get("teacher_ckpt") or ""))  # noqa: E731
     need: Dict[tuple, int] = {}
     for r in resolved:
         n = REGIMES.get(r.regime)().n_teachers(PROFILES.get(r.profile))
@@ -97,7 +97,7 @@ def plan(cfgs: Sequence[RunConfig]) -> List[Step]:
             continue
         leaders[bk] = i
         g = group(r)
-        steps.append(Step(c, None, (*g[:2], need[g], g[2]) if need[g] else None))
+        steps.append(Step(c, None, (*g[:3], need[g], g[3]) if need[g] else None))
     return steps
 
 
@@ -134,13 +134,13 @@ def _run_task(cfg: RunConfig, root: str, device: str, threads: float, *after):
         return cfg.key(), None, error_text(e)
 
 
-def _teachers_task(dataset: str, profile: str, n: int, checkpoint: str, root: str, device: str,
+def _teachers_task(dataset: str, profile: str, seed: int, n: int, checkpoint: str, root: str, device: str,
                    threads: float) -> Optional[str]:
-    """Ray task: train (or find) the first ``n`` teachers; returns an error or None."""
+    """Ray task: train (or find) run seed ``seed``'s first ``n`` teachers; returns an error or None."""
     _setup(threads)
     try:
         prof = PROFILES.get(profile)
-        get_teachers(load_data(dataset, prof, device), prof, _TaskStore(root), n, quiet=True,
+        get_teachers(load_data(dataset, prof, device), prof, _TaskStore(root), n, seed=seed, quiet=True,
                      checkpoint=checkpoint or None)
         return None
     except Exception as e:  # the runs that need the teachers report it again

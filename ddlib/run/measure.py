@@ -50,7 +50,7 @@ def score_sets(frame: pd.DataFrame, probes: Sequence[str], *, eval_seed: int = 0
     Args:
         frame: study rows (one per set; e.g. the hl rows at one budget).
         probes: ``"name"`` / ``"name:arch"`` strings (see :class:`ddlib.methods.objectives.Probe`).
-        eval_seed: the seed every objective is evaluated with.
+        eval_seed: the seed every objective is evaluated with (and whose teachers it uses).
         cache: the objectives' real-data side, shared by every set scored here
             (a fresh one by default; pass one to share it across calls).
         settings: the environment's (store, device, data folder, engine), read once when None.
@@ -66,7 +66,7 @@ def score_sets(frame: pd.DataFrame, probes: Sequence[str], *, eval_seed: int = 0
     parsed = [Probe.parse(p) for p in probes]
     for profile, part in frame.groupby("profile"):
         prof = PROFILES.get(profile)
-        ctx = Context(prof, store, Meter(), True, engine=settings.engine)
+        ctx = Context(prof, store, Meter(), True, engine=settings.engine, seed=eval_seed)
         for dataset, sub in part.groupby("dataset"):
             train = load_data(dataset, prof, dev, settings)
             for _, r in sub.sort_values(["ipc", "method", "seed"]).iterrows():
@@ -90,8 +90,11 @@ def score_sets(frame: pd.DataFrame, probes: Sequence[str], *, eval_seed: int = 0
 
 
 def reference_teacher(profile: str, dataset: str = "", store: Optional[Store] = None,
-                      device=None, settings: Optional[Settings] = None) -> Tuple[Split, nn.Module]:
-    """The profile's data split and its first teacher (trained and cached if missing).
+                      device=None, settings: Optional[Settings] = None, *, seed: int = 0) -> Tuple[Split, nn.Module]:
+    """The profile's data split and run seed ``seed``'s first teacher (trained and cached if missing).
+
+    One fixed network (seed 0's) is the measuring instrument, so every set is
+    measured with the same ruler.
 
     The quality chapter embeds every set with this network
     (:func:`ddlib.analysis.quality_study.study_quality_table`).
@@ -99,18 +102,19 @@ def reference_teacher(profile: str, dataset: str = "", store: Optional[Store] = 
     settings = resolve(settings)  # the notebook boundary
     p = PROFILES.get(profile)
     split = load_data(dataset or p.dataset, p, default_device(device, settings), settings)
-    teacher, _ = get_teacher(split, p, store or settings.store(), engine=settings.engine)
+    teacher, _ = get_teacher(split, p, store or settings.store(), seed=seed, engine=settings.engine)
     return split, teacher
 
 
 def teacher_passes(profile: str, dataset: str = "", store: Optional[Store] = None, *,
-                   backward_weight: float = BACKWARD_WEIGHT, settings: Optional[Settings] = None) -> int:
-    """Passes spent training the profile's first teacher (trained and cached if missing).
+                   backward_weight: float = BACKWARD_WEIGHT, settings: Optional[Settings] = None,
+                   seed: int = 0) -> int:
+    """Passes spent training one teacher: run seed ``seed``'s first (trained and cached if missing).
 
     Counted as :mod:`ddlib.analysis.pareto` counts a run: ``fwd + backward_weight * bwd``.
     """
     settings = resolve(settings)  # the notebook boundary
     p = PROFILES.get(profile)
     split = load_data(dataset or p.dataset, p, default_device(settings=settings), settings)
-    _, c = get_teacher(split, p, store or settings.store(), engine=settings.engine)
+    _, c = get_teacher(split, p, store or settings.store(), seed=seed, engine=settings.engine)
     return int(round(c.fwd + backward_weight * c.bwd))

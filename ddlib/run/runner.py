@@ -93,7 +93,9 @@ class RunPlan:
         cost: what building the set cost (the relabelling is added by :func:`finish`).
         extras: what the builder stored with the set (learnt lrs, init state, ...).
         regime: the label regime instance (one per run).
-        teachers: the regime's teachers (empty when it needs none).
+        teachers: the regime's teachers (empty when it needs none), the run seed's own.
+        teacher_cost: what training ``teachers`` cost (the row's ``teacher_*`` columns; a cached
+            teacher's recorded cost, so every row that uses it is charged the same).
         teacher_arch: the teachers' architecture.
         model: the student, initialised from the run's seed, on ``device``.
         protocol: the training protocol.
@@ -126,6 +128,7 @@ class RunPlan:
     quiet: bool = True
     dist: Optional[DistInfo] = None
     engine: Optional[Engine] = None
+    teacher_cost: Cost = Cost()
 
     @property
     def fit_args(self) -> FitArgs:
@@ -185,7 +188,7 @@ def prepare(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[s
     # a set built against its own teacher (sre2l's BN teacher) is relabelled by that teacher
     teacher_arch = str(extras.get("teacher_arch", "")) or prof.teacher_model
     # under torchrun the teachers train data-parallel in the run's process group
-    teachers, _ = get_teachers(split, prof, store, regime.n_teachers(prof), quiet=quiet,
+    teachers, teacher_cost = get_teachers(split, prof, store, regime.n_teachers(prof), seed=r.seed, quiet=quiet,
                                checkpoint=dict(r.hparams).get("teacher_ckpt"), arch=teacher_arch,
                                dist=dist, engine=engine)
     m = split.meta
@@ -198,7 +201,8 @@ def prepare(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[s
             raise DDLibError(f"the {r.method} set was learnt for another network than {r.model}; "
                              f"distil it with model={r.model}") from None
     return RunPlan(cfg, r, cfg.key(), store, dev, prof, split, images.to(dev), labels.to(dev), cost, extras,
-                   regime, teachers, teacher_arch, model, protocol, lr, schedule, quiet, dist, engine)
+                   regime, teachers, teacher_arch, model, protocol, lr, schedule, quiet, dist, engine,
+                   teacher_cost)
 
 
 def fit_plan(plan: RunPlan) -> FitResult:
@@ -227,6 +231,8 @@ def finish(plan: RunPlan, res: FitResult) -> Dict:
         "teacher_model": plan.teacher_arch if regime.n_teachers(plan.profile) or "teacher_arch" in plan.extras
         else "",
         "eval_lr": r.eval_lr, "lr": plan.lr, "engine": res.engine,
+        "teacher_seconds": plan.teacher_cost.seconds, "teacher_fwd": plan.teacher_cost.fwd,
+        "teacher_bwd": plan.teacher_cost.bwd,
         "version": __version__, "git_commit": git_commit(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "config_json": r.as_dict(),

@@ -169,7 +169,7 @@ def teacher_of(train, ctx, arch: str = ""):
         t = ctx.teacher(train)
     else:
         with ctx.meter.upstream():
-            t, cost = get_teacher(train, prof, ctx.store, 0, arch=arch, quiet=ctx.quiet, engine=ctx.engine)
+            t, cost = get_teacher(train, prof, ctx.store, 0, seed=ctx.seed, arch=arch, quiet=ctx.quiet, engine=ctx.engine)
         ctx.meter.charge(cost)
         ctx.meter.watch(t)
     for p in t.parameters():

@@ -124,7 +124,7 @@ def hparams_table() -> pd.DataFrame:
         for n in reg.names():
             f = describe_frame(n).reset_index()
             if f.empty:
-                f = pd.DataFrame([{"hyper-parameter": "—"}], columns=f.columns).fillna("")
+                f = pd.DataFrame([{c: "—" if c == "hyper-parameter" else "" for c in f.columns}])
             f.insert(0, "family", family)
             f.insert(0, "method", n)
             frames.append(f)

@@ -125,3 +125,15 @@ def test_unknown_model_in_grid(cli, tmp_path):
     grid.write_text("profile: smoke\nmethods: random\nipcs: 1\nbudgets: 1\nmodel: convnet_typo\n")
     _fails_cleanly(cli, "convnet_typo", "grid", str(grid), "--quiet")
 
+
+
+@pytest.mark.parametrize("method", ["dm", "herding"])
+def test_unknown_hyperparameter(cli, method):
+    """Issue 21: a typo'd --hp was a traceback (dm) or a silently stored new row (herding)."""
+    line = _fails_cleanly(cli, f"{method}: unknown hyper-parameter(s) bogus; valid:",
+                          *RUN[:4], method, *RUN[5:], "--hp", "bogus=3")
+    assert "describe" in line
+
+
+def test_wrong_hyperparameter_type(cli):
+    _fails_cleanly(cli, "dm: iters='many' is not an int >= 0", *RUN[:4], "dm", *RUN[5:], "--hp", "iters=many")

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from ddlib.core.cost import Meter
+from ddlib.core.registry import DDLibError
 from ddlib.core.store import Store
 from ddlib.engine import augment as aug
 from ddlib.methods.context import Context
@@ -164,7 +165,7 @@ def test_defaults_come_from_profile(digits, smoke_profile, tmp_path):
 
 
 def test_dc_rejects_a_strategy_and_unknown_hp(digits, smoke_profile, tmp_path):
-    with pytest.raises(TypeError):
+    with pytest.raises(DDLibError, match="unknown hyper-parameter.*strategy"):
         _run("dc", digits, smoke_profile, tmp_path, iters=1, strategy="crop")
-    with pytest.raises(TypeError):
+    with pytest.raises(DDLibError, match="unknown hyper-parameter.*lr"):
         _run("dsa", digits, smoke_profile, tmp_path, iters=1, lr=0.1)

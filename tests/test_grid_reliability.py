@@ -88,7 +88,7 @@ def test_grid_file_typo_names_key_and_valid_ones(cli, tmp_path):
     grid.write_text("profile: smoke\nbudgetz: 1\n")
     proc = cli("grid", str(grid))
     _one_error(proc, "'budgetz'")
-    assert "valid keys: dataset, methods, ipcs, regimes, budgets, seeds, profile, model" in proc.stderr
+    assert "valid keys: dataset, methods, ipcs, regimes, budgets, seeds, profile, model, hparams" in proc.stderr
 
 
 def test_missing_grid_file(cli, tmp_path):

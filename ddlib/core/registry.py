@@ -7,7 +7,7 @@ naming the valid choices, so a typo never becomes a silent default.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 
 class DDLibError(Exception):
@@ -24,14 +24,20 @@ class Registry:
     def __init__(self, family: str):
         self.family = family
         self._items: Dict[str, Any] = {}
+        self._hparams: Dict[str, Tuple[Any, ...]] = {}
 
-    def register(self, name: str) -> Callable[[Any], Any]:
-        """Decorator: ``@REG.register("herding")`` stores the object under ``name``."""
+    def register(self, name: str, hparams: Tuple[Any, ...] = ()) -> Callable[[Any], Any]:
+        """Decorator: ``@REG.register("herding")`` stores the object under ``name``.
+
+        ``hparams``: the member's declared hyper-parameters
+        (:class:`ddlib.core.hparams.HParam` tuple), read back by :meth:`hparams`.
+        """
 
         def deco(obj: Any) -> Any:
             if name in self._items:
                 raise ValueError(f"{self.family} {name!r} registered twice")
             self._items[name] = obj
+            self._hparams[name] = tuple(hparams)
             return obj
 
         return deco
@@ -48,6 +54,11 @@ class Registry:
             raise DDLibError(
                 f"unknown {self.family} {name!r}; choose one of: {', '.join(self.names())}"
             ) from None
+
+    def hparams(self, name: str) -> Tuple[Any, ...]:
+        """The hyper-parameters ``name`` declared when it registered (unknown names raise)."""
+        self.get(name)
+        return self._hparams.get(name, ())
 
     def names(self) -> List[str]:
         return sorted(self._items)

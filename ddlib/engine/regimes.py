@@ -26,11 +26,20 @@ import torch.nn.functional as F
 from ddlib import __version__
 from ddlib.core.config import config_hash
 from ddlib.core.cost import Cost
+from ddlib.core.hparams import HParam
 from ddlib.core.registry import Registry
 from ddlib.core.seeding import generator
 from ddlib.engine import augment as aug
 
 REGIMES = Registry("label regime")
+# What a soft-label regime reads: not set by --hp, but declared so `describe` shows
+# each profile's value (read from its protocol / its fields) beside the other hyper-parameters.
+TEMPERATURE_HP = HParam("temperature", float, None, "", "KD temperature T of the soft labels, the profile's "
+                        "protocol's", "paper (Hinton et al.) on paper (T = 4); tuned elsewhere (T = 1)",
+                        profile=("protocol.temperature",), low=0.0)
+N_TEACHERS_HP = HParam("n_teachers", int, None, "teachers", "teachers whose probabilities are averaged, "
+                       "the profile's n_teachers", "scale-down (the paper's ensembles are larger)",
+                       profile=("n_teachers",), low=1)
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, T: float) -> torch.Tensor:
@@ -152,6 +161,8 @@ class Regime(abc.ABC):
 
 @REGIMES.register("hl")
 class HardLabels(Regime):
+    """Cross-entropy on hard labels (a distiller's soft labels by their arg-max)."""
+
     name = "hl"
 
     def loss(self, logits, views, idx):
@@ -161,8 +172,10 @@ class HardLabels(Regime):
         return F.cross_entropy(logits, y)
 
 
-@REGIMES.register("sl")
+@REGIMES.register("sl", hparams=(TEMPERATURE_HP,))
 class StoredSoftLabels(Regime):
+    """A teacher's soft label per stored image, computed once on the un-augmented image (fp16)."""
+
     name = "sl"
 
     def n_teachers(self, profile) -> int:
@@ -183,8 +196,10 @@ class StoredSoftLabels(Regime):
         return kd_loss(logits, self.soft[idx], self.T)
 
 
-@REGIMES.register("slkd")
+@REGIMES.register("slkd", hparams=(TEMPERATURE_HP,))
 class OnlineKD(Regime):
+    """The teacher labels every augmented view online (knowledge distillation)."""
+
     name = "slkd"
     online = True
 
@@ -198,8 +213,10 @@ class OnlineKD(Regime):
         return kd_loss(logits, teacher_probs(self.teachers, views, self.T), self.T)
 
 
-@REGIMES.register("mt")
+@REGIMES.register("mt", hparams=(TEMPERATURE_HP, N_TEACHERS_HP))
 class MultiTeacherKD(OnlineKD):
+    """As ``slkd`` with the profile's ensemble of teachers, probabilities averaged."""
+
     name = "mt"
 
     def n_teachers(self, profile) -> int:
@@ -222,7 +239,7 @@ def module_hash(model: nn.Module) -> str:
     return tensor_hash(*sorted(model.state_dict().items()))
 
 
-@REGIMES.register("slkd_stored")
+@REGIMES.register("slkd_stored", hparams=(TEMPERATURE_HP,))
 class StoredViewKD(Regime):
     """FKD-style stored soft labels (Shen & Xing, *A Fast Knowledge Distillation
     Framework for Visual Recognition*, ECCV 2022; the relabel of SRe2L / RDED).

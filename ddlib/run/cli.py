@@ -1,4 +1,4 @@
-"""Command line: ``python -m ddlib {list,run,results,book,grid}``.
+"""Command line: ``python -m ddlib {list,describe,run,results,book,grid}``.
 
 ``torchrun --nproc_per_node=N -m ddlib run ...`` trains data-parallel
 (:mod:`ddlib.engine.distributed`); ``grid --ray ADDRESS`` runs a grid on Ray
@@ -27,6 +27,7 @@ from ddlib.engine import distributed
 from ddlib.engine.models import MODELS
 from ddlib.engine.regimes import REGIMES
 from ddlib.methods.coresets import CORESETS
+from ddlib.methods.describe import describe_text
 from ddlib.methods.distill import DISTILLERS
 from ddlib.run.book import build_book
 from ddlib.run.grid import run_grid
@@ -46,6 +47,9 @@ def _hp(items: List[str]):
         if "=" not in it:
             raise DDLibError(f"--hp expects key=value, got {it!r}")
         k, v = it.split("=", 1)
+        if v.lower() in ("true", "false"):  # a bool hyper-parameter (sre2l's flip)
+            out.append((k, v.lower() == "true"))
+            continue
         for cast in (int, float):
             try:
                 v = cast(v)
@@ -62,6 +66,10 @@ def cmd_list(args, settings) -> None:
                          ("regimes", REGIMES.names()), ("profiles", PROFILES.names()),
                          ("protocols", PROTOCOLS.names())):
         print(f"{title}: {', '.join(names)}")
+
+
+def cmd_describe(args, settings) -> None:
+    print(describe_text(args.name))
 
 
 def cmd_run(args, settings) -> None:
@@ -120,6 +128,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = _Parser(prog="python -m ddlib", description="ddbook's dataset-distillation study")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     sub.add_parser("list", help="registered datasets, models, methods, regimes, profiles")
+    d = sub.add_parser("describe", help="a method's, regime's or protocol's hyper-parameters on each profile")
+    d.add_argument("name", help="a coreset, distiller, regime or protocol name")
     r = sub.add_parser("run", help="build, train, evaluate and store one run")
     r.add_argument("--dataset", default="", help="dataset (profile's when omitted)")
     r.add_argument("--method", required=True)
@@ -133,7 +143,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     r.add_argument("--eval-lr", default="protocol", help="protocol | learned (a distiller's learnt lr)")
     r.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (auto when omitted)")
     r.add_argument("--teacher-checkpoint", default=None, help="local teacher state_dict file")
-    r.add_argument("--hp", nargs="*", default=[], help="method hyperparameters key=value")
+    r.add_argument("--hp", nargs="*", default=[],
+                   help="method hyperparameters key=value (python -m ddlib describe METHOD lists them)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     s = sub.add_parser("results", help="print stored rows")
     s.add_argument("--format", choices=("table", "csv"), default="table")
@@ -158,7 +169,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         args = p.parse_args(argv)
         settings = Settings.from_env()  # the one read; a bad $DDLIB_ENGINE fails before anything is built
-        {"list": cmd_list, "run": cmd_run, "results": cmd_results, "book": cmd_book,
+        {"list": cmd_list, "describe": cmd_describe, "run": cmd_run, "results": cmd_results, "book": cmd_book,
          "grid": cmd_grid}[args.cmd](args, settings)
     except DDLibError as e:
         print(f"ddlib: error: {e}", file=sys.stderr)

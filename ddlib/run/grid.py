@@ -3,6 +3,8 @@
 A grid file is YAML whose keys are the ``run`` options (``dataset``,
 ``methods``, ``ipcs``, ``regimes``, ``budgets``, ``seeds``, ``profile``,
 ``model``); lists expand to their product (via :class:`ddlib.run.study.Study`).
+``hparams`` maps a method of the grid to its hyper-parameters
+(``hparams: {dm: {iters: 5}}``), each checked against the method's declaration.
 Runs already stored are skipped; the rest run on local worker processes, each
 row written by :meth:`ddlib.core.store.Store.put` as it finishes (SQLite WAL, one
 transaction per row, so a killed grid leaves whole rows only and a restart
@@ -31,7 +33,7 @@ from ddlib.run.runner import error_text, validate
 from ddlib.run.settings import default_store
 from ddlib.run.study import Study
 
-KEYS = ("dataset", "methods", "ipcs", "regimes", "budgets", "seeds", "profile", "model")
+KEYS = ("dataset", "methods", "ipcs", "regimes", "budgets", "seeds", "profile", "model", "hparams")
 _ALIASES = {"method": "methods", "ipc": "ipcs", "regime": "regimes", "budget": "budgets", "seed": "seeds"}
 
 
@@ -73,14 +75,32 @@ def configs(spec: Dict) -> List[RunConfig]:
         norm[key] = v
     as_list = lambda v: list(v) if isinstance(v, (list, tuple)) else ([] if v is None else [v])
     model = norm.pop("model", "") or ""
+    per_method = _method_hparams(norm.pop("hparams", None) or {}, as_list(norm.get("methods")))
     study = Study.from_params(profile=norm.get("profile", "default"), dataset=norm.get("dataset", "") or "",
                               **{k: as_list(norm[k]) for k in KEYS[1:6] if k in norm})
     cfgs = study.configs()
+    if per_method:  # each method's own hyper-parameters, checked against its declaration (validate)
+        cfgs = [dataclasses.replace(c, hparams=tuple(sorted(per_method.get(c.method, {}).items())))
+                for c in cfgs]
+        for c in cfgs:
+            validate(c)
     if model:
         cfgs = [dataclasses.replace(c, model=model) for c in cfgs]
         for c in cfgs:
             validate(c)
     return cfgs
+
+
+def _method_hparams(hp, methods: List[str]) -> Dict[str, Dict]:
+    """A grid's ``hparams``: a mapping of method name -> {hyper-parameter: value}, methods of the grid only."""
+    if not isinstance(hp, dict) or not all(isinstance(v, dict) for v in hp.values()):
+        raise DDLibError("grid key 'hparams' must map method names to mappings of hyper-parameters, "
+                         "e.g. hparams: {dm: {iters: 5}}")
+    extra = sorted(set(hp) - set(methods))
+    if extra:
+        raise DDLibError(f"grid hparams name method(s) {', '.join(map(str, extra))} that are not in the grid's "
+                         f"methods ({', '.join(map(str, methods)) or 'none given'})")
+    return hp
 
 
 def _worker(args) -> Tuple[str, Optional[str]]:

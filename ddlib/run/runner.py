@@ -43,17 +43,19 @@ from ddlib.engine.teachers import get_teachers
 from ddlib.engine.train import FitResult, evaluate, fit
 from ddlib.methods.build import build_key, condensed_set, method_family
 from ddlib.methods.context import check_ipc
+from ddlib.methods.describe import check_hparams
 from ddlib.run.settings import Settings, resolve
 
 log = logging.getLogger("ddlib")
 
 
 def validate(cfg: RunConfig) -> RunConfig:
-    """Resolve profile defaults and check every name; raises DDLibError on the first bad one."""
+    """Resolve profile defaults and check every name and hyper-parameter; raises DDLibError on the first bad one."""
     r = cfg.resolved()
     if not r.dataset.startswith("imagefolder:"):
         SOURCES.get(r.dataset)
     method_family(r.method)
+    check_hparams(r.method, dict(r.hparams))  # before anything is built: a typo is not a new setting
     REGIMES.get(r.regime)
     MODELS.get(r.model)
     PROTOCOLS.get(r.protocol)

@@ -2,12 +2,14 @@
 
 Every selector has one signature::
 
-    @register("name")
-    def select_name(train: Split, ipc: int, *, seed: int, ctx: Context, **hp) -> Tensor | (Tensor, Tensor)
+    @register("name", hparams=(HParam("k", int, 0, ...), ...))
+    def select_name(train: Split, ipc: int, *, seed: int, ctx: Context, k: int = 0) -> Tensor | (Tensor, Tensor)
 
 returning the chosen indices (and optionally per-sample scores).  The family
 function :func:`select` validates the IPC, opens the cost meter and packs the
-result into a :class:`Selection`.
+result into a :class:`Selection`.  The declared hyper-parameters
+(:class:`ddlib.core.hparams.HParam`) are the builder's keyword arguments, one for one
+(tests/test_hparams.py holds them to its signature).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Optional
 import torch
 
 from ddlib.core.cost import Cost, Meter
+from ddlib.core.hparams import check
 from ddlib.core.registry import Registry
 from ddlib.data import Split
 from ddlib.methods.context import Context, check_ipc
@@ -53,6 +56,7 @@ def class_features(train: Split, ctx: Context, batch: int = 1024):
 def select(name: str, train: Split, ipc: int, *, seed: int, ctx: Context, **hp) -> Selection:
     """Run selector ``name`` for ``ipc`` samples per class; cost measured around it."""
     fn = CORESETS.get(name)
+    check(name, CORESETS.hparams(name), hp)  # a typo is one DDLibError naming the valid keys, never a TypeError
     check_ipc(train, ipc)
     with Meter(train.train_x.device) as meter:
         ctx.meter = meter

@@ -41,12 +41,26 @@ from typing import Optional
 
 import torch
 
+from ddlib.core.hparams import HParam
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator
 from ddlib.methods.coresets import register
-from ddlib.methods.coresets.scores import KINDS, SCORE_HP, check_hp, selector_scores
+from ddlib.methods.coresets.scores import KINDS, score_hparams, selector_scores
 
 KNOBS = {"t_min": 0.1, "t_max": 0.9, "e0": 10.0, "e_max": 10000.0}
+#: the knobs of :func:`cad_target` and the budget, shared with the ``ca2d`` distiller
+KNOB_HPARAMS = (
+    HParam("t_min", float, KNOBS["t_min"], "quantile", "target difficulty quantile with no passes",
+           "ddlib (reconstruction; the paper's rule is not public)", low=0.0, high=1.0),
+    HParam("t_max", float, KNOBS["t_max"], "quantile", "target difficulty quantile from e_max passes on",
+           "ddlib (reconstruction; the paper's rule is not public)", low=0.0, high=1.0),
+    HParam("e0", float, KNOBS["e0"], "passes per sample", "scale of the logarithmic rise of the target (> 0)",
+           "ddlib (reconstruction; the paper's rule is not public)", low=0.0),
+    HParam("e_max", float, KNOBS["e_max"], "passes per sample", "passes from which the target is t_max (> 0)",
+           "ddlib (reconstruction; the paper's rule is not public)", low=0.0),
+    HParam("budget", float, None, "full-pool epochs", "the training budget, for direct calls only "
+           "(the runner passes the run's; a different value is an error)", "ddlib", low=0.0),
+)
 
 
 def cad_target(budget_epochs_per_sample: float, *, t_min: float = 0.1, t_max: float = 0.9,
@@ -109,22 +123,29 @@ def cad_select(quantiles: torch.Tensor, k: int, target: float, gen: torch.Genera
     return perm[torch.sort(dist, stable=True).indices[:k]]
 
 
-@register("cad_prune")
+@register("cad_prune", hparams=(
+    HParam("score", str, "el2n", "", "difficulty score whose per-class quantiles are targeted", "ddlib",
+           choices=KINDS),
+    HParam("width", float, None, "quantile", "draw uniformly from the band |q - t| <= width / 2 "
+           "instead of the nearest; unset = nearest", "ddlib", low=0.0, high=1.0),
+) + KNOB_HPARAMS + score_hparams(KINDS))
 def select_cad_prune(train, ipc: int, *, seed: int, ctx, score: str = "el2n",
-                     width: Optional[float] = None, budget: Optional[float] = None, **hp):
+                     width: Optional[float] = None, budget: Optional[float] = None,
+                     t_min: float = KNOBS["t_min"], t_max: float = KNOBS["t_max"], e0: float = KNOBS["e0"],
+                     e_max: float = KNOBS["e_max"], epochs: Optional[int] = None,
+                     n_models: Optional[int] = None, score_seed: Optional[int] = None):
     """Per class, the ``ipc`` samples nearest the budget's target difficulty quantile.
 
     Args:
         score: difficulty score, "el2n" (default) or "forgetting".
         width: optional band width in quantile units (see :func:`cad_select`).
         budget: full-pool epochs, only used when ``ctx.budget`` is None.
-        **hp: knobs ``t_min``, ``t_max``, ``e0``, ``e_max`` of :func:`cad_target`,
-            and the score hp ``epochs``, ``n_models``, ``score_seed``.
+        t_min, t_max, e0, e_max: the knobs of :func:`cad_target`.
+        epochs, n_models, score_seed: the score hp (:func:`scores.score_hparams`).
 
     Returns:
         ((K * ipc,) int64 indices grouped by class, (N,) scores).
     """
-    check_hp("cad_prune", hp, tuple(KNOBS) + SCORE_HP + ("score", "width", "budget"))
     if score not in KINDS:
         raise DDLibError(f"cad_prune: unknown score {score!r}; choose one of: {', '.join(KINDS)}")
     if ctx.budget is not None and budget is not None and float(budget) != float(ctx.budget):
@@ -135,7 +156,8 @@ def select_cad_prune(train, ipc: int, *, seed: int, ctx, score: str = "el2n",
                          "direct calls pass hp budget=...)")
     if not float(b) > 0:
         raise DDLibError(f"cad_prune: budget must be > 0, got {b!r}")
-    knobs = {k: float(hp.pop(k, v)) for k, v in KNOBS.items()}
+    knobs = {"t_min": float(t_min), "t_max": float(t_max), "e0": float(e0), "e_max": float(e_max)}
+    hp = dict(epochs=epochs, n_models=n_models, score_seed=score_seed)
     e = passes_per_sample(b, len(train.train_y), train.num_classes, ipc)
     try:
         t = cad_target(e, **knobs)

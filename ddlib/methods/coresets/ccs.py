@@ -33,10 +33,20 @@ from typing import Optional
 
 import torch
 
+from ddlib.core.hparams import HParam
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator
 from ddlib.methods.coresets import register
-from ddlib.methods.coresets.scores import KINDS, SCORE_HP, check_hp, selector_scores
+from ddlib.methods.coresets.scores import KINDS, score_hparams, selector_scores
+
+CCS_HPARAMS = (
+    HParam("score", str, "el2n", "", "difficulty score the strata are drawn on", "paper (EL2N, forgetting, AUM)",
+           choices=KINDS),
+    HParam("beta", float, None, "fraction", "hard-cutoff rate; unset = default_beta of the class's pruning "
+           "rate (0.3 at condensation budgets)", "paper (tuned per pruning rate; piecewise-linear rule: ddlib)",
+           low=0.0, high=1.0, high_open=True),
+    HParam("strata", int, 50, "bins", "equal-width score strata", "paper", low=1),
+) + score_hparams(KINDS)
 
 
 def default_beta(pruning_rate: float) -> float:
@@ -96,20 +106,22 @@ def ccs_select(scores: torch.Tensor, k: int, beta: float, strata: int,
     return out
 
 
-@register("ccs")
+@register("ccs", hparams=CCS_HPARAMS)
 def select_ccs(train, ipc: int, *, seed: int, ctx, score: str = "el2n",
-               beta: Optional[float] = None, strata: int = 50, **hp):
+               beta: Optional[float] = None, strata: int = 50, epochs: Optional[int] = None,
+               n_models: Optional[int] = None, score_seed: Optional[int] = None):
     """CCS per class (Zheng et al. 2023, Alg. 1) on EL2N or forgetting scores.
 
     Args:
         score: "el2n" (default) or "forgetting".
         beta: hard-cutoff rate; default :func:`default_beta` of the class's pruning rate.
         strata: number of equal-width score strata (default 50).
+        epochs, n_models, score_seed: the score hp (:func:`scores.score_hparams`).
 
     Returns:
         ((K * ipc,) int64 indices grouped by class, (N,) scores).
     """
-    check_hp("ccs", hp, SCORE_HP + ("score", "beta", "strata"))
+    hp = dict(epochs=epochs, n_models=n_models, score_seed=score_seed)
     if score not in KINDS:
         raise DDLibError(f"ccs: unknown score {score!r}; choose one of: {', '.join(KINDS)}")
     if beta is not None and not 0.0 <= float(beta) < 1.0:

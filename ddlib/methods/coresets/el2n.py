@@ -13,32 +13,39 @@ Hyperparameters: ``epochs``, ``n_models``, ``score_seed`` (see :func:`scores.get
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from ddlib.core.seeding import generator
 from ddlib.methods.coresets import register
-from ddlib.methods.coresets.scores import SCORE_HP, check_hp, selector_scores, top_per_class
+from ddlib.methods.coresets.scores import score_hparams, selector_scores, top_per_class
+
+EL2N_HPARAMS = score_hparams(("el2n",))
 
 
-def _select(name: str, train, ipc: int, seed: int, ctx, hp: dict, largest: bool):
-    check_hp(name, hp, SCORE_HP)
+def _select(train, ipc: int, seed: int, ctx, hp: dict, largest: bool):
     scores, _ = selector_scores("el2n", train, ctx, seed, hp)
     return top_per_class(train, scores, ipc, largest=largest, gen=generator(seed, "select")), scores
 
 
-@register("el2n_hard")
-def select_el2n_hard(train, ipc: int, *, seed: int, ctx, **hp):
+@register("el2n_hard", hparams=EL2N_HPARAMS)
+def select_el2n_hard(train, ipc: int, *, seed: int, ctx, epochs: Optional[int] = None,
+                     n_models: Optional[int] = None, score_seed: Optional[int] = None):
     """The ``ipc`` highest-EL2N samples of each class (Paul et al. 2021, Sec. 2 / Fig. 1).
 
     Returns:
         ((K * ipc,) int64 indices grouped by class, (N,) EL2N scores).
     """
-    return _select("el2n_hard", train, ipc, seed, ctx, hp, largest=True)
+    hp = dict(epochs=epochs, n_models=n_models, score_seed=score_seed)
+    return _select(train, ipc, seed, ctx, hp, largest=True)
 
 
-@register("el2n_easy")
-def select_el2n_easy(train, ipc: int, *, seed: int, ctx, **hp):
+@register("el2n_easy", hparams=EL2N_HPARAMS)
+def select_el2n_easy(train, ipc: int, *, seed: int, ctx, epochs: Optional[int] = None,
+                     n_models: Optional[int] = None, score_seed: Optional[int] = None):
     """The ``ipc`` lowest-EL2N samples of each class (the easy end, cf. Sorscher et al. 2022).
 
     Returns:
         ((K * ipc,) int64 indices grouped by class, (N,) EL2N scores).
     """
-    return _select("el2n_easy", train, ipc, seed, ctx, hp, largest=False)
+    hp = dict(epochs=epochs, n_models=n_models, score_seed=score_seed)
+    return _select(train, ipc, seed, ctx, hp, largest=False)

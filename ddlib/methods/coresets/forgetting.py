@@ -12,18 +12,21 @@ Hyperparameters: ``epochs``, ``n_models``, ``score_seed`` (see :func:`scores.get
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from ddlib.core.seeding import generator
 from ddlib.methods.coresets import register
-from ddlib.methods.coresets.scores import SCORE_HP, check_hp, selector_scores, top_per_class
+from ddlib.methods.coresets.scores import score_hparams, selector_scores, top_per_class
 
 
-@register("forgetting")
-def select_forgetting(train, ipc: int, *, seed: int, ctx, **hp):
+@register("forgetting", hparams=score_hparams(("forgetting",)))
+def select_forgetting(train, ipc: int, *, seed: int, ctx, epochs: Optional[int] = None,
+                      n_models: Optional[int] = None, score_seed: Optional[int] = None):
     """The ``ipc`` most-forgotten samples of each class, ties in seeded random order.
 
     Returns:
         ((K * ipc,) int64 indices grouped by class, (N,) forgetting counts as float32).
     """
-    check_hp("forgetting", hp, SCORE_HP)
+    hp = dict(epochs=epochs, n_models=n_models, score_seed=score_seed)
     scores, _ = selector_scores("forgetting", train, ctx, seed, hp)
     return top_per_class(train, scores, ipc, largest=True, gen=generator(seed, "select")), scores

@@ -30,7 +30,7 @@ def herd(features: torch.Tensor, k: int) -> torch.Tensor:
 
 
 @register("herding")
-def select_herding(train, ipc: int, *, seed: int, ctx, **hp) -> torch.Tensor:
+def select_herding(train, ipc: int, *, seed: int, ctx) -> torch.Tensor:
     """Herding in the penultimate features of the (cached) teacher; deterministic.
 
     ``seed`` is unused: herding has no randomness beyond the teacher, which is

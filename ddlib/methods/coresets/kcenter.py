@@ -42,7 +42,7 @@ def kcenter_greedy(features: torch.Tensor, k: int, first: int) -> torch.Tensor:
 
 
 @register("kcenter")
-def select_kcenter(train, ipc: int, *, seed: int, ctx, **hp) -> torch.Tensor:
+def select_kcenter(train, ipc: int, *, seed: int, ctx) -> torch.Tensor:
     """k-center greedy in the teacher's penultimate features, first point seeded per class.
 
     Returns:

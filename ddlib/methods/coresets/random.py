@@ -8,7 +8,7 @@ from ddlib.methods.coresets import register
 
 
 @register("random")
-def select_random(train, ipc: int, *, seed: int, ctx, **hp) -> torch.Tensor:
+def select_random(train, ipc: int, *, seed: int, ctx) -> torch.Tensor:
     """``ipc`` indices per class drawn uniformly without replacement.
 
     Returns:

@@ -43,9 +43,12 @@ import torch.nn.functional as F
 from ddlib import __version__
 from ddlib.core.config import PROTOCOLS, config_hash
 from ddlib.core.cost import Cost, Meter
+from ddlib.core.hparams import HParam
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import stream_seed
-from ddlib.engine import train as _train  # called through the module: tests may patch ddlib.engine.train.fit
+from ddlib.engine import (
+    train as _train,  # called through the module: tests may patch ddlib.engine.train.fit
+)
 from ddlib.engine.models import create_model
 from ddlib.engine.regimes import HardLabels, create_regime
 
@@ -54,6 +57,21 @@ log = logging.getLogger("ddlib")
 KINDS = ("el2n", "forgetting")
 #: hyperparameters every score-based selector forwards to :func:`get_scores`
 SCORE_HP = ("epochs", "n_models", "score_seed")
+
+
+def score_hparams(kinds: Tuple[str, ...]) -> Tuple[HParam, ...]:
+    """The declared score hyper-parameters (:data:`SCORE_HP`) of a selector on scores ``kinds``."""
+    models = tuple(f"scores.{k}_models" for k in kinds)
+    return (
+        HParam("epochs", int, None, "epochs", "length of each scoring run; unset or 0 = EL2N "
+               "max(1, teacher_epochs // 4), forgetting teacher_epochs", "scale-down of the papers' runs",
+               profile=("teacher_epochs",), low=0),
+        HParam("n_models", int, None, "networks", "scoring networks averaged (EL2N) or summed "
+               "(forgetting); unset or 0 = the profile's", "paper on paper (10 EL2N, 5 forgetting); "
+               "scale-down elsewhere", profile=models, low=0),
+        HParam("score_seed", int, None, "", "seed of the scoring networks; unset = the run's seed",
+               "ddlib", low=0),
+    )
 
 
 # -- pure functions -------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 Every distiller has one signature::
 
-    @register("name")
-    def distill_name(train: Split, ipc: int, *, seed: int, ctx: Context, **hp)
+    @register("name", hparams=(HParam("iters", int, 0, ...), ...))
+    def distill_name(train: Split, ipc: int, *, seed: int, ctx: Context, iters: int = 0)
         -> (images (K*ipc, C, H, W), labels (K*ipc,) or (K*ipc, K), extras dict)
 
 The family function :func:`distill` validates the IPC, opens the cost meter
-and packs the result into a :class:`SyntheticSet`.
+and packs the result into a :class:`SyntheticSet`.  The declared hyper-parameters
+(:class:`ddlib.core.hparams.HParam`) are the builder's keyword arguments, one for one
+(tests/test_hparams.py holds them to its signature).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Any, Dict
 import torch
 
 from ddlib.core.cost import Cost, Meter
+from ddlib.core.hparams import check
 from ddlib.core.registry import Registry
 from ddlib.data import Split
 from ddlib.methods.context import Context, check_ipc
@@ -56,6 +59,7 @@ def real_init(train: Split, ipc: int, gen: torch.Generator):
 def distill(name: str, train: Split, ipc: int, *, seed: int, ctx: Context, **hp) -> SyntheticSet:
     """Run distiller ``name`` for ``ipc`` images per class; cost measured around it."""
     fn = DISTILLERS.get(name)
+    check(name, DISTILLERS.hparams(name), hp)  # a typo is one DDLibError naming the valid keys, never a TypeError
     check_ipc(train, ipc)
     with Meter(train.train_x.device) as meter:
         ctx.meter = meter

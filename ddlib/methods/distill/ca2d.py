@@ -16,9 +16,14 @@ from __future__ import annotations
 from typing import Optional
 
 from ddlib.core.registry import DDLibError
-from ddlib.methods.coresets.cad_prune import KNOBS, cad_target, passes_per_sample
+from ddlib.methods.coresets.cad_prune import (
+    KNOB_HPARAMS,
+    KNOBS,
+    cad_target,
+    passes_per_sample,
+)
 from ddlib.methods.distill import register
-from ddlib.methods.distill.rded import patch_synthesis
+from ddlib.methods.distill.rded import RDED_HPARAMS, patch_synthesis
 
 
 def budget_target(ctx, budget: Optional[float], pool: int, k: int, ipc: int, **knobs) -> float:
@@ -36,26 +41,24 @@ def budget_target(ctx, budget: Optional[float], pool: int, k: int, ipc: int, **k
         raise DDLibError(f"ca2d: {err}") from None
 
 
-@register("ca2d")
+@register("ca2d", hparams=RDED_HPARAMS + KNOB_HPARAMS)
 def distill_ca2d(train, ipc: int, *, seed: int, ctx, factor: int = 0, n_real: int = 300,
                  n_crops: int = 5, crop_scale_min: float = -1.0, crop_scale_max: float = 1.0,
-                 budget: Optional[float] = None, teacher_arch: str = "", **knobs):
+                 budget: Optional[float] = None, teacher_arch: str = "", t_min: float = KNOBS["t_min"],
+                 t_max: float = KNOBS["t_max"], e0: float = KNOBS["e0"], e_max: float = KNOBS["e_max"]):
     """Budget-aware RDED patches.
 
     Args:
         factor, n_real, n_crops, crop_scale_min, crop_scale_max, teacher_arch: as ``rded``.
         budget: full-pool epochs, only used when ``ctx.budget`` is None.
-        **knobs: ``t_min``, ``t_max``, ``e0``, ``e_max`` of ``cad_target``.
+        t_min, t_max, e0, e_max: the knobs of ``cad_target``.
 
     Returns:
         images (K*ipc, C, H, W), hard labels (K*ipc,), extras with the target
         quantile ``target`` and the picked patches' teacher CE ``patch_loss``.
     """
-    bad = sorted(set(knobs) - set(KNOBS))
-    if bad:
-        raise DDLibError(f"ca2d: unknown hyperparameter(s) {', '.join(bad)}")
-    t = budget_target(ctx, budget, len(train.train_y), train.num_classes, ipc,
-                      **{k: float(knobs.get(k, v)) for k, v in KNOBS.items()})
+    t = budget_target(ctx, budget, len(train.train_y), train.num_classes, ipc, t_min=float(t_min),
+                      t_max=float(t_max), e0=float(e0), e_max=float(e_max))
     images, labels, loss, info = patch_synthesis(
         train, ipc, seed=seed, ctx=ctx, factor=factor, n_real=n_real, n_crops=n_crops,
         crop_scale=(crop_scale_min, crop_scale_max), target=t, stream="ca2d", teacher_arch=teacher_arch)

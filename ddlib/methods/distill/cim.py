@@ -37,11 +37,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ddlib.core.hparams import HParam
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator
 from ddlib.engine import augment as aug
 from ddlib.methods.distill import register
-from ddlib.methods.distill.dm import DSA_STRATEGY
+from ddlib.methods.distill.dm import DSA_STRATEGY, STRATEGY_HP
 from ddlib.methods.distill.rded import (
     auto_settings,
     class_real,
@@ -85,7 +86,20 @@ def lowest_ce_anchors(train, teacher, k: int, count: int, n_real: int, gen: torc
     return torch.cat(anchors)
 
 
-@register("cim")
+@register("cim", hparams=(
+    HParam("iters", int, 0, "iterations", "AdamW steps on the residual; 0 = min(synth_iters, 200)",
+           "scale-down (no public reference)", profile=("synth_iters",), low=0),
+    HParam("lr", float, 0.01, "per AdamW step", "AdamW learning rate on the residual (normalised pixels)",
+           "ddlib (no public reference)", low=0.0),
+    HParam("weight_decay", float, 0.01, "per AdamW step", "AdamW weight decay on the residual",
+           "ddlib (no public reference)", low=0.0),
+    HParam("n_real", int, 300, "images per class", "real images scored per class for the anchors (0 = all)",
+           "reference code (RDED's mipc)", low=0),
+    STRATEGY_HP,
+    HParam("factor", int, 0, "patches per side", "patches per side of a mosaic; 0 = auto (RDED's rule)",
+           "reference code (RDED's scripts)", low=0),
+    HParam("teacher_arch", str, "", "", "the teacher; '' = the profile's teacher_model", "ddlib",
+           profile=("teacher_model",))))
 def distill_cim(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr: float = 0.01,
                 weight_decay: float = 0.01, n_real: int = 300, strategy: str = DSA_STRATEGY,
                 factor: int = 0, teacher_arch: str = ""):

@@ -35,10 +35,12 @@ from torch import nn
 from tqdm import tqdm
 
 from ddlib.core.config import nearest_ipc
+from ddlib.core.hparams import HParam
 from ddlib.core.seeding import generator, stream_seed
 from ddlib.engine import augment as aug
 from ddlib.engine.models import create_model
 from ddlib.methods.distill import real_init, register
+from ddlib.methods.distill.dm import BATCH_REAL_HP, SYNTH_MODEL_HP
 
 # (outer_loop, inner_loop) of the paper / reference ``get_loops`` at IPC 1, 10, 50; a
 # profile divides them by its ``gradient_matching.loop_divisor`` and sets the iterations
@@ -220,14 +222,40 @@ def match_gradients(train, ipc: int, *, seed: int, ctx, strategy: str = "", iter
     return syn.detach(), labels, extras
 
 
-@register("dc")
-def distill_dc(train, ipc: int, *, seed: int, ctx, **hp):
+#: the hyper-parameters of :func:`match_gradients` but ``strategy`` (dc's; dsa adds ``strategy``)
+GM_HPARAMS = (
+    HParam("iters", int, 0, "iterations", "outer iterations, each with a fresh network; 0 = the profile's "
+           "gradient_matching.iters, or when that is 0 max(1, synth_iters // loop_divisor)",
+           "paper on paper (1000); scale-down elsewhere",
+           profile=("gradient_matching.iters", "synth_iters", "gradient_matching.loop_divisor"), low=0),
+    HParam("outer_loop", int, 0, "image updates per network", "0 = the paper's for the nearest IPC of "
+           "1/10/50, divided by the profile's gradient_matching.loop_divisor", "paper on paper; scale-down elsewhere",
+           profile=("gradient_matching.loop_divisor",), low=0),
+    HParam("inner_loop", int, 0, "epochs on the set", "network epochs between image updates; 0 = as outer_loop",
+           "paper on paper; scale-down elsewhere", profile=("gradient_matching.loop_divisor",), low=0),
+    HParam("lr_img", float, 0.1, "per SGD step", "SGD learning rate on the pixels (momentum 0.5)",
+           "reference code", low=0.0),
+    HParam("lr_net", float, 0.01, "per SGD step", "SGD learning rate of the inner loop (momentum 0.5)",
+           "reference code", low=0.0),
+    BATCH_REAL_HP,
+    HParam("batch_train", int, 256, "images", "minibatch of the inner loop", "reference code", low=1),
+    SYNTH_MODEL_HP,
+)
+
+
+@register("dc", hparams=GM_HPARAMS)
+def distill_dc(train, ipc: int, *, seed: int, ctx, iters: int = 0, outer_loop: int = 0, inner_loop: int = 0,
+               lr_img: float = 0.1, lr_net: float = 0.01, batch_real: int = 0, batch_train: int = 256,
+               model: str = ""):
     """DC (Zhao, Mopuri & Bilen, ICLR 2021): gradient matching without augmentation.
 
     Args:
-        **hp: see :func:`match_gradients` (all but ``strategy``).
+        iters, outer_loop, inner_loop, lr_img, lr_net, batch_real, batch_train, model:
+            see :func:`match_gradients`.
 
     Returns:
         images (K*ipc, C, H, W), hard labels (K*ipc,), extras with the loss curve.
     """
-    return match_gradients(train, ipc, seed=seed, ctx=ctx, strategy="", **hp)
+    return match_gradients(train, ipc, seed=seed, ctx=ctx, strategy="", iters=iters, outer_loop=outer_loop,
+                           inner_loop=inner_loop, lr_img=lr_img, lr_net=lr_net, batch_real=batch_real,
+                           batch_train=batch_train, model=model)

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from tqdm import tqdm
 
+from ddlib.core.hparams import HParam
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator, stream_seed
 from ddlib.engine.models import create_model
@@ -113,7 +114,28 @@ def _start(net: torch.nn.Module) -> Tuple[Dict[str, torch.Tensor], Dict[str, tor
     return theta, buffers
 
 
-@register("dd")
+@register("dd", hparams=(
+    HParam("iters", int, 0, "iterations", "outer iterations; 0 = the profile's synth_iters",
+           "scale-down of the reference's 400 epochs", profile=("synth_iters",), low=0),
+    HParam("steps", int, 0, "batches", "S, batches of distilled images; must divide ipc; 0 = gcd(ipc, 10)",
+           "reference code (10 steps)", low=0),
+    HParam("epochs", int, PAPER_EPOCHS, "passes", "E, passes over the S batches", "reference code", low=1),
+    HParam("init", str, "fixed", "", "one seeded theta_0, or a fresh one per iteration", "paper",
+           choices=("fixed", "random")),
+    HParam("images", str, "noise", "", "initial images: N(0, 1) noise or random real images", "paper",
+           choices=("noise", "real")),
+    HParam("lr_init", float, 0.0, "per SGD step", "initial value of every learnt step size; 0 = the "
+           "profile's dd.lr_init", "reference code on paper (0.02); scale-down elsewhere",
+           profile=("dd.lr_init",), low=0.0),
+    HParam("lr_img", float, -1.0, "per Adam step", "Adam lr on the images; negative = the profile's "
+           "dd.adam_lr, 0 = images fixed (only the step sizes learnt)",
+           "reference code on paper (0.01); scale-down elsewhere", profile=("dd.adam_lr",)),
+    HParam("lr_lr", float, 0.0, "per Adam step", "Adam lr on the raw step sizes; 0 = the profile's dd.adam_lr",
+           "reference code on paper (0.01); scale-down elsewhere", profile=("dd.adam_lr",), low=0.0),
+    HParam("batch_real", int, 0, "images per class", "real images per class in each objective; "
+           "0 = max(8, synth_batch_real // 8)", "scale-down", profile=("synth_batch_real",), low=0),
+    HParam("model", str, "", "", "learner architecture; '' = the profile's student model", "ddlib",
+           profile=("model",))))
 def distill_dd(train, ipc: int, *, seed: int, ctx, iters: int = 0, steps: int = 0,
                epochs: int = PAPER_EPOCHS, init: str = "fixed", images: str = "noise",
                lr_init: float = 0.0, lr_img: float = -1.0, lr_lr: float = 0.0, batch_real: int = 0,

@@ -16,12 +16,23 @@ from __future__ import annotations
 import torch
 from tqdm import tqdm
 
+from ddlib.core.hparams import HParam
 from ddlib.core.seeding import generator, stream_seed
 from ddlib.engine import augment as aug
 from ddlib.engine.models import create_model
 from ddlib.methods.distill import real_init, register
 
 DSA_STRATEGY = "color_crop_cutout_scale_rotate"  # DSA's list without flip (digits, MNIST)
+#: ``strategy``: shared by the distillers that augment with DSA (dm, dsa, mtt, cim)
+STRATEGY_HP = HParam("strategy", str, DSA_STRATEGY, "", "DSA ops, '_'-separated ('' = none)",
+                     "reference code (DSA's list, without flip for digits / MNIST)")
+#: ``model``: the network a distiller embeds or matches with
+SYNTH_MODEL_HP = HParam("model", str, "", "", "network the distiller uses; '' = the profile's synth_model",
+                        "ddlib", profile=("synth_model",))
+#: ``batch_real``: real images per class per iteration
+BATCH_REAL_HP = HParam("batch_real", int, 0, "images per class", "real images per class per iteration; "
+                       "0 = the profile's synth_batch_real", "reference code on paper (256); scale-down elsewhere",
+                       profile=("synth_batch_real",), low=0)
 
 
 def class_means(emb: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
@@ -39,7 +50,13 @@ def dm_loss(net, real, real_y, syn, syn_y, k: int, params) -> torch.Tensor:
     return ((mr - ms) ** 2).sum()
 
 
-@register("dm")
+@register("dm", hparams=(
+    HParam("iters", int, 0, "iterations", "outer iterations, each with a fresh random network; "
+           "0 = the profile's synth_iters", "paper on paper (20000); scale-down elsewhere",
+           profile=("synth_iters",), low=0),
+    HParam("lr_img", float, 1.0, "per SGD step", "SGD learning rate on the pixels (momentum 0.5)",
+           "reference code", low=0.0),
+    BATCH_REAL_HP, SYNTH_MODEL_HP, STRATEGY_HP))
 def distill_dm(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr_img: float = 1.0,
                batch_real: int = 0, model: str = "", strategy: str = DSA_STRATEGY):
     """Distil ``ipc`` images per class by distribution matching.

@@ -16,20 +16,25 @@ distance) is DC's, from the one shared loop :func:`~ddlib.methods.distill.dc.mat
 from __future__ import annotations
 
 from ddlib.methods.distill import register
-from ddlib.methods.distill.dc import match_gradients
-from ddlib.methods.distill.dm import DSA_STRATEGY
+from ddlib.methods.distill.dc import GM_HPARAMS, match_gradients
+from ddlib.methods.distill.dm import DSA_STRATEGY, STRATEGY_HP
 
 
-@register("dsa")
-def distill_dsa(train, ipc: int, *, seed: int, ctx, strategy: str = DSA_STRATEGY, **hp):
+@register("dsa", hparams=(STRATEGY_HP,) + GM_HPARAMS)
+def distill_dsa(train, ipc: int, *, seed: int, ctx, strategy: str = DSA_STRATEGY, iters: int = 0,
+                outer_loop: int = 0, inner_loop: int = 0, lr_img: float = 0.1, lr_net: float = 0.01,
+                batch_real: int = 0, batch_train: int = 256, model: str = ""):
     """Distil ``ipc`` images per class by gradient matching on siamese-augmented views.
 
     Args:
         strategy: DSA ops, "_"-separated; default the DSA list without flip
             (digits, MNIST).
-        **hp: DC's hyperparameters, see :func:`~ddlib.methods.distill.dc.match_gradients`.
+        iters, outer_loop, inner_loop, lr_img, lr_net, batch_real, batch_train, model:
+            DC's hyperparameters, see :func:`~ddlib.methods.distill.dc.match_gradients`.
 
     Returns:
         images (K*ipc, C, H, W), hard labels (K*ipc,), extras with the loss curve.
     """
-    return match_gradients(train, ipc, seed=seed, ctx=ctx, strategy=strategy, **hp)
+    return match_gradients(train, ipc, seed=seed, ctx=ctx, strategy=strategy, iters=iters,
+                           outer_loop=outer_loop, inner_loop=inner_loop, lr_img=lr_img, lr_net=lr_net,
+                           batch_real=batch_real, batch_train=batch_train, model=model)

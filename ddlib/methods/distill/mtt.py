@@ -39,10 +39,12 @@ from tqdm import tqdm
 from ddlib import __version__
 from ddlib.core.config import config_hash, nearest_ipc
 from ddlib.core.cost import Cost, Meter
+from ddlib.core.hparams import HParam
 from ddlib.core.seeding import generator, stream_seed
 from ddlib.engine import augment as aug
 from ddlib.engine.models import create_model
 from ddlib.methods.distill import real_init, register
+from ddlib.methods.distill.dm import STRATEGY_HP, SYNTH_MODEL_HP
 
 log = logging.getLogger("ddlib")
 
@@ -140,7 +142,37 @@ def _chunks(n: int, batch: int, g: torch.Generator) -> List[torch.Tensor]:
     return list(torch.split(torch.randperm(n, generator=g), batch))
 
 
-@register("mtt")
+_PAPER = "paper on paper (CIFAR-10 table); scale-down elsewhere"
+
+
+@register("mtt", hparams=(
+    HParam("iters", int, 0, "iterations", "distillation iterations; 0 = the profile's mtt.iters, or when that "
+           "is 0 max(2, synth_iters // mtt.iters_divisor)", "reference code on paper (5000); scale-down elsewhere",
+           profile=("mtt.iters", "synth_iters", "mtt.iters_divisor"), low=0),
+    HParam("n_experts", int, 0, "trajectories", "expert trajectories; 0 = the profile's mtt.n_experts",
+           "reference code on paper (100); scale-down elsewhere", profile=("mtt.n_experts",), low=0),
+    HParam("expert_epochs_total", int, 0, "epochs", "epochs each expert trains; 0 = the profile's "
+           "mtt.expert_epochs_total", "reference code on paper (50); scale-down elsewhere",
+           profile=("mtt.expert_epochs_total",), low=0),
+    HParam("expert_lr", float, 0.01, "per SGD step", "the experts' SGD learning rate (no momentum)",
+           "reference code", low=0.0),
+    HParam("expert_batch", int, 256, "images", "the experts' minibatch", "reference code", low=1),
+    HParam("syn_steps", int, 0, "student steps", "N, student steps per iteration; 0 = the profile's "
+           "mtt.unroll row of the nearest IPC", _PAPER, profile=("mtt.unroll.syn_steps",), low=0),
+    HParam("expert_epochs", int, 0, "epochs", "M, expert epochs the N steps must match; 0 = the profile's row",
+           _PAPER, profile=("mtt.unroll.expert_epochs",), low=0),
+    HParam("max_start_epoch", int, 0, "epochs", "T+, start epochs are drawn from [0, T+); 0 = the profile's row",
+           _PAPER, profile=("mtt.unroll.max_start_epoch",), low=0),
+    HParam("batch_syn", int, 0, "images", "synthetic minibatch per student step; 0 = all K*ipc images",
+           "reference code", low=0),
+    HParam("lr_img", float, 0.0, "per SGD step", "SGD learning rate on the pixels; 0 = the profile's mtt.lr_img",
+           "reference code on paper (1000); tuned elsewhere (100: 1000 diverges on digits)",
+           profile=("mtt.lr_img",), low=0.0),
+    HParam("lr_lr", float, 0.0, "per SGD step", "SGD learning rate on the learnt step size; 0 = the profile's row",
+           _PAPER, profile=("mtt.unroll.lr_lr",), low=0.0),
+    HParam("lr_teacher", float, 0.01, "per SGD step", "initial learnt step size alpha", "reference code",
+           low=0.0),
+    SYNTH_MODEL_HP, STRATEGY_HP))
 def distill_mtt(train, ipc: int, *, seed: int, ctx, iters: int = 0, n_experts: int = 0,
                 expert_epochs_total: int = 0, expert_lr: float = 0.01, expert_batch: int = 256,
                 syn_steps: int = 0, expert_epochs: int = 0, max_start_epoch: int = 0,

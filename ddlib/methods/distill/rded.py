@@ -26,6 +26,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from ddlib.core.hparams import HParam
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator
 from ddlib.engine import augment as aug
@@ -208,7 +209,24 @@ def patch_synthesis(train, ipc: int, *, seed: int, ctx, factor: int, n_real: int
         "teacher_arch": arch, "factor": factor, "crop_scale_min": float(lo)}
 
 
-@register("rded")
+#: rded's hyper-parameters (ca2d adds the budget and CAD-Prune's knobs)
+RDED_HPARAMS = (
+    HParam("factor", int, 0, "patches per side", "patches per side of a stored image; 0 = auto "
+           "(2 from 128 px, else 1)", "reference code (its scripts' factors)", low=0),
+    HParam("n_real", int, 300, "images per class", "real images drawn per class (mipc; 0 = all)",
+           "reference code", low=0),
+    HParam("n_crops", int, 5, "crops per image", "random-resized crops scored per image", "reference code",
+           low=1),
+    HParam("crop_scale_min", float, -1.0, "area fraction", "smallest crop area; negative = auto "
+           "(0.08 from 32 px, else 0.5)", "reference code from 32 px; scale-down below", high=1.0),
+    HParam("crop_scale_max", float, 1.0, "area fraction", "largest crop area", "reference code",
+           low=0.0, high=1.0),
+    HParam("teacher_arch", str, "", "", "the scoring teacher; '' = the profile's teacher_model", "ddlib",
+           profile=("teacher_model",)),
+)
+
+
+@register("rded", hparams=RDED_HPARAMS)
 def distill_rded(train, ipc: int, *, seed: int, ctx, factor: int = 0, n_real: int = 300,
                  n_crops: int = 5, crop_scale_min: float = -1.0, crop_scale_max: float = 1.0,
                  teacher_arch: str = ""):

@@ -32,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ddlib.core.hparams import HParam
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator
 from ddlib.engine import augment as aug
@@ -75,7 +76,19 @@ def bn_teacher(train, ctx, teacher_arch: str) -> Tuple[nn.Module, str]:
     return teacher_of(train, ctx, arch)
 
 
-@register("sre2l")
+@register("sre2l", hparams=(
+    HParam("iters", int, 0, "steps", "recover steps; 0 = min(synth_iters, 4000)",
+           "paper on paper (1-4k); scale-down elsewhere", profile=("synth_iters",), low=0),
+    HParam("lr", float, 0.25, "per Adam step", "Adam learning rate on the pixels (cosine to 0)", "reference code",
+           low=0.0),
+    HParam("r_bn", float, 0.01, "weight", "weight of the BN-statistics matching term", "reference code", low=0.0),
+    HParam("first_bn_multiplier", float, 10.0, "weight", "extra weight of the first BN layer", "reference code",
+           low=0.0),
+    HParam("crop_scale_min", float, 0.5, "area fraction", "smallest area of the per-step random-resized crop",
+           "scale-down (the reference's 0.08 is for 224 px ImageNet)", low=0.0, high=1.0),
+    HParam("flip", bool, False, "", "random horizontal flips (off for digits / MNIST-like data)", "ddlib"),
+    HParam("teacher_arch", str, "", "", "BN teacher; '' = the profile teacher's BN variant", "ddlib",
+           profile=("teacher_model",))))
 def distill_sre2l(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr: float = 0.25,
                   r_bn: float = 0.01, first_bn_multiplier: float = 10.0, crop_scale_min: float = 0.5,
                   flip: bool = False, teacher_arch: str = ""):

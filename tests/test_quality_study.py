@@ -75,12 +75,14 @@ def test_study_quality_and_correlation(home, digits, teacher):
 
 
 def _toy_quality() -> pd.DataFrame:
-    """Two coreset and two distilled methods, two seeds each, at one IPC; known metric values."""
+    """Three coreset and three distilled methods, two seeds each, at one IPC; known metric values."""
     rows = []
     for fam, method, cov, fd, pd_ in (("coreset", "random", (0.1, 0.3), 9.0, 1.0),
                                        ("coreset", "herding", (0.3, 0.3), 8.0, 2.0),
+                                       ("coreset", "kcenter", (0.2, 0.3), 8.5, 1.5),
                                        ("distill", "dm", (0.5, 0.7), 4.0, 1.0),
-                                       ("distill", "dc", (0.7, 0.7), 5.0, 2.0)):
+                                       ("distill", "dc", (0.7, 0.7), 5.0, 2.0),
+                                       ("distill", "mtt", (0.6, 0.7), 4.5, 1.5)):
         for seed, c in enumerate(cov):
             rows.append({"method": method, "family": fam, "ipc": 10, "seed": seed, "coverage": c, "fd": fd,
                          "mean_pdist": pd_ + 0.5 * seed, "mmd2": 0.0012})
@@ -90,35 +92,38 @@ def _toy_quality() -> pd.DataFrame:
 def test_quality_summary_means_over_seeds():
     from ddlib.analysis.quality_study import quality_summary
 
-    s = quality_summary(_toy_quality().assign(fd=[9.87654] * 8), metrics=("coverage", "mmd2", "fd"))
+    s = quality_summary(_toy_quality().assign(fd=[9.87654] * 12), metrics=("coverage", "mmd2", "fd"))
     assert s.loc[("coreset", "random", 10)].tolist() == [0.2, 0.0012, 9.877, 2]  # 4 significant digits
     assert list(s.columns) == ["coverage", "mmd2", "fd", "sets"]
-    assert list(s.index.get_level_values("method")) == ["herding", "random", "dc", "dm"]
+    assert list(s.index.get_level_values("method")) == ["herding", "kcenter", "random", "dc", "dm", "mtt"]
 
 
 def test_family_contrast_known_answer():
     from ddlib.analysis.quality_study import contrast_sentence, family_contrast
 
-    c = family_contrast(_toy_quality(), metrics=("coverage", "fd", "mean_pdist"), n_boot=500).set_index("metric")
-    # method means: coverage coreset 0.2, 0.3 / distill 0.6, 0.7 -> diff 0.4 within [0.3, 0.5]
+    c = family_contrast(_toy_quality(), metrics=("coverage", "fd", "mean_pdist")).set_index("metric")
+    # method means: coverage coreset 0.2, 0.3, 0.25 / distill 0.6, 0.7, 0.65 -> diff 0.4, Welch
+    # se = sqrt(2 x 0.0025 / 3) = 0.0408, df = 4: 0.4 +- 2.776 x 0.0408 = [0.287, 0.513]
     assert c.loc["coverage", ["coreset", "distill", "n_coreset", "n_distill"]].tolist() == \
-        pytest.approx([0.25, 0.65, 2, 2])
+        pytest.approx([0.25, 0.65, 3, 3])
     assert c.loc["coverage", "diff"] == pytest.approx(0.4)
-    assert 0.3 - 1e-9 <= c.loc["coverage", "low"] <= 0.4 <= c.loc["coverage", "high"] <= 0.5 + 1e-9
+    assert (c.loc["coverage", "low"], c.loc["coverage", "high"]) == pytest.approx((0.2867, 0.5133), abs=1e-4)
     # distilled sets are closer to the real pool (lower FD): more representative
     assert c.loc["fd", "diff"] == pytest.approx(-4.0) and c.loc["fd", "more"] == "distill"
     assert c.loc["coverage", "more"] == "distill"
-    # identical per-family values of mean_pdist: the interval covers 0
+    # identical per-family values of mean_pdist: no difference
     assert c.loc["mean_pdist", "diff"] == 0.0 and c.loc["mean_pdist", "more"] == ""
-    again = family_contrast(_toy_quality(), metrics=("coverage", "fd", "mean_pdist"), n_boot=500)
-    pd.testing.assert_frame_equal(again.set_index("metric"), c)  # fixed random_state: same interval
     s = contrast_sentence(c.reset_index())
-    assert s.startswith("* **IPC 10** (2 distillers vs 2 coreset methods): distilled sets are more representative "
+    assert s.startswith("* **IPC 10** (3 distillers vs 3 coreset methods): distilled sets are more representative "
                         "by coverage, fd; the other 1 of 3 metrics do not separate the families")
     assert s.endswith("distilled sets are clearly ahead in 2, the coresets in 0, and neither in 1.")
     tie = contrast_sentence(c.reset_index().assign(more=""))
-    assert "no metric separates the families: all 3 95% intervals cover 0." in tie
+    assert "no metric separates the families (Welch t-tests at 5%, Holm-adjusted over all 3)." in tie
     assert family_contrast(_toy_quality().query("family == 'coreset'"), metrics=("coverage",)).empty
+    # two methods per family: the same gap is no longer shown once Holm counts three metrics
+    two = family_contrast(_toy_quality().query("method not in ('kcenter', 'mtt')"), metrics=("coverage", "fd",
+                                                                                        "mean_pdist"))
+    assert set(two["more"]) == {""}
 
 
 def test_correlation_table_and_sentence():

@@ -143,7 +143,7 @@ def test_tile_places_patches_and_untile_inverts():
 
 
 def test_auto_patch_settings():
-    assert auto_settings(8, 0, -1.0) == (1, 0.5)  # small images: whole crops, large ones
+    assert auto_settings(8, 0, -1.0) == (1, 0.75)  # small images: whole crops, large ones
     assert auto_settings(32, 0, -1.0) == (1, 0.08)  # the reference's CIFAR / Tiny-ImageNet scripts
     assert auto_settings(128, 0, -1.0) == (2, 0.08)  # ... and its ImageNet-subset ones
     assert auto_settings(8, 2, 0.3) == (2, 0.3)  # explicit values win

@@ -134,6 +134,21 @@ def paired_interval(x: Sequence[float], y: Optional[Sequence[float]] = None, con
     return Interval(m, lo, hi, n, confidence, method)
 
 
+def welch(x: Sequence[float], y: Sequence[float], confidence: float = CONFIDENCE) -> Tuple[Interval, float]:
+    """Welch's interval of mean(x) - mean(y) for two independent groups, and its two-sided p-value.
+
+    For comparisons whose units are not paired (e.g. the methods of two families).
+    Fewer than 2 values in either group: no interval, p NaN (``Interval.n`` = len(x) + len(y)).
+    """
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    m = float(a.mean() - b.mean()) if len(a) and len(b) else math.nan
+    if len(a) < 2 or len(b) < 2 or (a.std() == 0 and b.std() == 0):
+        return Interval(m, math.nan, math.nan, len(a) + len(b), confidence, "none"), math.nan
+    res = sps.ttest_ind(a, b, equal_var=False)
+    ci = res.confidence_interval(confidence)
+    return Interval(m, float(ci.low), float(ci.high), len(a) + len(b), confidence, "welch"), float(res.pvalue)
+
+
 def _t_p(d: np.ndarray, popmean: float, alternative: str) -> float:
     if len(d) < MIN_PAIRS:
         return math.nan

@@ -285,7 +285,7 @@ PROFILES.add("default", Profile(
     test_limit=2000, model="convnet_d3w32", teacher_model="convnet_d3w32", teacher_epochs=30,
     teacher_protocol="teacher_cos_v1", n_teachers=3, protocol="sgd_cos_lr05_v1", synth_iters=60, synth_batch_real=64,
     synth_model="convnet_d3w32",
-    ipcs=(1, 10, 50), budgets=(1.0, 3.0, 10.0), seeds=(0, 1, 2),
+    ipcs=(1, 10, 50), budgets=(1.0, 3.0, 10.0), seeds=(0, 1, 2, 3, 4),
     mtt=CPU_MTT, gradient_matching=CPU_GM, dd=CPU_DD, scores=CPU_SCORES))
 PROFILES.add("paper", Profile(
     name="paper", dataset="fashion_mnist", pool_per_class=None, val_per_class=500,

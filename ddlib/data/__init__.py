@@ -57,6 +57,14 @@ class Split:
              ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
         return Split(**t, meta=self.meta)
 
+    def without_test(self) -> "Split":
+        """This split with an empty test set (0 images): what builders and teachers are given.
+
+        The test split is only ever reported (by the run's evaluation); a
+        builder, scorer or teacher that read it would fail or see nothing.
+        """
+        return Split(self.train_x, self.train_y, self.val_x, self.val_y, self.test_x[:0], self.test_y[:0], self.meta)
+
     def class_indices(self, c: int) -> torch.Tensor:
         """Indices (into the train pool) of class ``c``, ascending."""
         return torch.nonzero(self.train_y == c).flatten()

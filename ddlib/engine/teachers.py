@@ -75,6 +75,7 @@ def get_teacher(split: Split, profile: Profile, store: Store, member: int = 0, *
     process group to train it in (default :func:`store_group`); ``engine``: the
     step execution mode of its training (:func:`ddlib.engine.train.fit`).
     """
+    split = split.without_test()  # a teacher never sees the test split
     cfg = teacher_config(split, profile, member, arch, seed=seed)
     device = split.train_x.device
     model = _build(split, cfg)

@@ -63,6 +63,7 @@ def condensed_set(r: RunConfig, split: Split, store: Store, quiet: bool = True, 
     key = build_key(r)
     art = store.load_artifact("condensed", key)
     if art is None:
+        split = split.without_test()  # a set is built from train (and val) only
         hp = {k: v for k, v in r.hparams if k != "teacher_ckpt"}
         ctx = Context(PROFILES.get(r.profile), store, Meter(), quiet,
                       dict(r.hparams).get("teacher_ckpt"),

@@ -139,7 +139,7 @@ def test_correlation_table_and_sentence():
     ])
     t = correlation_table(corr)
     assert list(t.index) == ["coverage", "fd", "vendi_centred"] and list(t.columns) == ["hl", "mt"]
-    assert t.loc["fd", "hl"] == "-0.70 [-0.90, -0.30]" and t.loc["coverage", "mt"] == "n/a"
+    assert t.loc["fd", "hl"] == "-0.70 [-0.90, -0.30] (n=12)" and t.loc["coverage", "mt"] == "n/a"
     s = correlation_sentence(corr)
     assert "* **hl** (12 runs): fd (rho -0.70), coverage (rho +0.50); 1 of 3 metrics have intervals covering 0." in s
     assert "* **mt** (12 runs): no metric's interval excludes 0." in s

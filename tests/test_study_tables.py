@@ -19,7 +19,7 @@ def test_cost_table_per_method_shows_the_shared_build_and_label_bytes_per_regime
     t = tables.cost_table(_rows())
     row = t.loc[("rded", 1)]
     assert row["forward samples"] == 101 and row["backward samples"] == 50 and row["build s"] == 1.0
-    assert "label bytes" not in t.columns
+    assert "label bytes" not in t.columns and row["seeds"] == 2
     assert (row["label bytes (hl)"], row["label bytes (sl)"], row["label bytes (slkd_stored)"]) == (10, 200, 9000)
 
 

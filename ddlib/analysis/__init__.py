@@ -1,1 +1,2 @@
-"""Statistics over runs (``stats``: bootstrap CIs, Spearman CI) and condensed-set quality (``quality``)."""
+"""Analyses of stored runs (they train nothing): ``stats`` (paired t-intervals, tests, TOST, Holm), tables,
+verdicts, claims, and condensed-set quality (``quality``)."""

@@ -39,7 +39,7 @@ def objective_table(corr: pd.DataFrame) -> pd.DataFrame:
     """:func:`correlations` as a wide table: one row per probe, one "rho [low, high]" column per IPC."""
     c = corr.sort_values(["ipc", "probe"])  # IPC columns in numeric order
     wide = interval_table(c.assign(ipc=[f"IPC {i}" for i in c["ipc"]]), index="probe", columns="ipc",
-                          value="rho", low="ci_low", high="ci_high").sort_index()
+                          value="rho", low="ci_low", high="ci_high", n="sets").sort_index()
     wide.index.name = "objective (architecture)"
     return wide
 

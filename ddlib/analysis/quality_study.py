@@ -265,7 +265,7 @@ def correlation_table(corr: pd.DataFrame) -> pd.DataFrame:
     """:func:`quality_vs_accuracy` as a wide table: cells "+0.45 [+0.10, +0.70]", one row per metric,
     one column per group (regime, and IPC / budget when they vary)."""
     return interval_table(corr.assign(group=_group_labels(corr)), index="metric", columns="group",
-                          value="rho", low="low", high="high")
+                          value="rho", low="low", high="high", n="n")
 
 
 def correlation_sentence(corr: pd.DataFrame) -> str:

@@ -89,7 +89,7 @@ def gain_table(df: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
 
 
 def cost_table(df: pd.DataFrame, by: Sequence[str] = ("method", "ipc")) -> pd.DataFrame:
-    """Construction cost per method and IPC (means over seeds).
+    """Construction cost per method and IPC (means over seeds; ``seeds`` = n).
 
     Columns: build seconds, peak memory (MiB), samples forwarded and
     back-propagated through any network (teachers and scorers included: their
@@ -113,7 +113,8 @@ def cost_table(df: pd.DataFrame, by: Sequence[str] = ("method", "ipc")) -> pd.Da
     else:
         out = df.groupby(by)[list(cols)].mean().rename(columns=cols)
         out["label bytes"] = out["label bytes"].round()
-    ints = {c: "int64" for c in out.columns if c in ("forward samples", "backward samples")
+    out["seeds"] = df.groupby(by)["seed"].nunique()  # n: the means are over this many seeds
+    ints = {c: "int64" for c in out.columns if c in ("forward samples", "backward samples", "seeds")
             or c.startswith("label bytes")}
     return out.round({"build s": 2, "peak MiB": 1}).astype(ints)
 

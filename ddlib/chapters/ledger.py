@@ -7,7 +7,7 @@ from typing import Dict, Optional, Tuple
 
 import pandas as pd
 
-from ddlib.analysis.claims import HELD_OUT_TEACHER_SEED, teacher_view_table
+from ddlib.analysis.claims import HELD_OUT_TEACHER_SEED, chapter_claims, chapter_table, ledger_table, teacher_view_table
 from ddlib.analysis.quality_study import set_quality_table
 from ddlib.chapters.dcs import DCSStudy
 from ddlib.chapters.grids import CHAPTERS
@@ -105,3 +105,17 @@ class Ledger:
             d = DCSStudy.from_params(profile=self.profile)
             out["dcs"] = d.score(d.run(store), store)
         return out
+
+
+def chapter_verdicts(chapter: str, profile: str = "default", store: Optional[Store] = None) -> pd.DataFrame:
+    """The verdicts of the claims ``chapter`` tests, from the rows stored when the page is built.
+
+    The same code as the ledger page (:func:`ddlib.analysis.claims.ledger_table`) on the ledger's
+    stored rows; nothing is run.  A claim that also reads a later chapter's runs, or a measurement
+    (quality, DCS, teacher view), gets its final verdict on the ledger page.
+    """
+    names = chapter_claims(chapter)
+    if not names:
+        raise DDLibError(f"no claim is tested in chapter {chapter!r}")
+    frame = Ledger.from_params(profile).stored(store or default_store())
+    return chapter_table(ledger_table(frame, names), chapter)

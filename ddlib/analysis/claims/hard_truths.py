@@ -266,8 +266,8 @@ def soft_labels_explain_gain(frame: pd.DataFrame, measured: Measured) -> Verdict
     skipped = [names[i] for i, c in enumerate(has_gain) if c != "support"]
     tail = (f" Left out, no gain over random HL shown: {', '.join(skipped)}." if skipped else "")
     if not keep:
-        return Verdict("unclear", f"No setting shows a gain of a distilled set over random HL, so there is no gain "
-                       f"to explain ({len(total)} settings).{tail}")
+        return Verdict("unclear", f"0 settings pooled (Holm): none of the {len(total)} shows a gain of a distilled "
+                       f"set over random HL, so there is no gain to explain.{tail}")
     d = [label[i] - image[i] for i in keep]
     cats = decide_each(d, ["greater"] * len(d), ["less"] * len(d))
     parts = [f"{names[i]}: gain {total[i].mean():+.1f} = labels {label[i].mean():+.1f} + images "

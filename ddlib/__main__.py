@@ -1,5 +1,7 @@
 import sys
 
-from ddlib.run.cli import main
+from ddlib.chapters.commands import COMMANDS
+from ddlib.run.cli import EXTRA, main
 
+EXTRA.update(COMMANDS)  # `claims` reads the chapters' studies: a layer above the run CLI
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""Command line: ``python -m ddlib {list,describe,run,results,book,grid}``.
+"""Command line: ``python -m ddlib {list,describe,run,results,book,grid}`` (and ``claims``, see :data:`EXTRA`).
 
 ``torchrun --nproc_per_node=N -m ddlib run ...`` trains data-parallel
 (:mod:`ddlib.engine.distributed`); ``grid --ray ADDRESS`` runs a grid on Ray
@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from ddlib.core.config import PROFILES, PROTOCOLS, RunConfig
 from ddlib.core.registry import DDLibError
@@ -34,6 +34,10 @@ from ddlib.run.grid import run_grid
 from ddlib.run.grid_ray import RayOptions
 from ddlib.run.runner import run
 from ddlib.run.settings import Settings
+
+# commands of the layers above (``python -m ddlib claims``: the chapters' ledger), added by
+# ddlib/__main__.py before main runs: name -> (help, add_arguments(parser), command(args, settings))
+EXTRA: Dict[str, Tuple[str, Callable, Callable]] = {}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -165,12 +169,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     g.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs each Ray task asks for")
     g.add_argument("--ray-memory-gb", type=float, default=2.0, help="memory each Ray task asks for")
     g.add_argument("--quiet", action="store_true")
+    for name, (help_, add_args, _) in EXTRA.items():
+        add_args(sub.add_parser(name, help=help_))
     logging.basicConfig(level=logging.INFO, format="ddlib: %(message)s", stream=sys.stderr)
     try:
         args = p.parse_args(argv)
         settings = Settings.from_env()  # the one read; a bad $DDLIB_ENGINE fails before anything is built
         {"list": cmd_list, "describe": cmd_describe, "run": cmd_run, "results": cmd_results, "book": cmd_book,
-         "grid": cmd_grid}[args.cmd](args, settings)
+         "grid": cmd_grid, **{n: c for n, (_, _, c) in EXTRA.items()}}[args.cmd](args, settings)
     except DDLibError as e:
         print(f"ddlib: error: {e}", file=sys.stderr)
         return 2

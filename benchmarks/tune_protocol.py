@@ -28,7 +28,7 @@ from ddlib.core.config import PROTOCOLS, Protocol, RunConfig
 from ddlib.core.store import Store
 from ddlib.run.runner import run
 
-LRS = (0.01, 0.02, 0.05, 0.1, 0.2)
+LRS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 TEMPERATURES = (1.0, 2.0, 4.0)
 SEEDS = (0, 1, 2)
 BASE = "sgd_cos_lr05_v1"  # the protocol being re-chosen (batch 128, cosine, DSA list)

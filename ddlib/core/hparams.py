@@ -140,7 +140,8 @@ def profile_value(profile: Any, path: str) -> Any:
 #: each protocol's own values are read from its object
 PROTOCOL_HPARAMS = (
     HParam("lr", float, 0.01, "per SGD step", "initial SGD learning rate",
-           "reference code (DC/DSA/DM evaluation: 0.01); tuned for the CPU profiles' short budgets (lr05, lr1)"),
+           "reference code (DC/DSA/DM evaluation: 0.01); tuned on the validation split for default (lr2: "
+           "benchmarks/results/protocol_tuning.json); scale-down for smoke (lr1, set by hand, no split read)"),
     HParam("momentum", float, 0.9, "", "SGD momentum", "reference code"),
     HParam("weight_decay", float, 5e-4, "per SGD step", "plain L2 coefficient", "reference code"),
     HParam("batch_size", int, 256, "images", "samples per optimisation step", "reference code"),
@@ -149,5 +150,6 @@ PROTOCOL_HPARAMS = (
     HParam("augment", str, "color_crop_cutout_scale_rotate", "", "DSA ops on every training batch ('' = none)",
            "reference code (DSA's list, without flip)"),
     HParam("temperature", float, 4.0, "", "KD temperature T of the soft-label regimes",
-           "paper (Hinton et al.); tuned on the CPU profiles (T = 1)"),
+           "paper (Hinton et al.); tuned on the validation split for default (T = 1: "
+           "benchmarks/results/protocol_tuning.json); scale-down for smoke (T = 1, no split read)"),
 )

@@ -35,7 +35,7 @@ REGIMES = Registry("label regime")
 # What a soft-label regime reads: not set by --hp, but declared so `describe` shows
 # each profile's value (read from its protocol / its fields) beside the other hyper-parameters.
 TEMPERATURE_HP = HParam("temperature", float, None, "", "KD temperature T of the soft labels, the profile's "
-                        "protocol's", "paper (Hinton et al.) on paper (T = 4); tuned elsewhere (T = 1)",
+                        "protocol's", "paper (Hinton et al.) on paper (T = 4); tuned on the validation split on default (T = 1)",
                         profile=("protocol.temperature",), low=0.0)
 N_TEACHERS_HP = HParam("n_teachers", int, None, "teachers", "teachers whose probabilities are averaged, "
                        "the profile's n_teachers", "scale-down (the paper's ensembles are larger)",

@@ -95,7 +95,7 @@ CHAPTERS.add("dd2018", {prof: dict(dataset="mnist5k", methods=("dd",), ipcs=(1,)
 
 
 def chapter_grid(chapter: str, profile: str) -> Dict[str, tuple]:
-    """The grid fields (methods, ipcs, regimes, budgets, seeds; any subset) of ``chapter`` on ``profile``."""
+    """The grid fields (methods, ipcs, regimes, budgets, seeds, models; any subset) of ``chapter`` on ``profile``."""
     grids = CHAPTERS.get(chapter)
     if profile not in grids:
         raise DDLibError(f"chapter {chapter!r} has no grid for profile {profile!r}; "
@@ -117,6 +117,7 @@ def chapters_table() -> pd.DataFrame:
             n = 1
             for f in ("methods", "ipcs", "regimes", "budgets", "seeds"):
                 n *= len(g.get(f) or getattr(p, f))
+            n *= len(g.get("models") or (p.model,))
             row[prof] = n
         rows.append(row)
     return pd.DataFrame(rows).set_index("chapter").fillna(0).astype(int)

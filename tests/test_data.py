@@ -70,7 +70,7 @@ def test_pool_per_class_and_test_limit():
 def test_unknown_dataset_raises():
     with pytest.raises(DDLibError, match="digits"):
         ddlib.data.load("digitz", "smoke")
-    assert "imagefolder:PATH" in ddlib.data.dataset_names()
+    assert "imagefolder:PATH[@SIZE]" in ddlib.data.dataset_names()
 
 
 # ------------------------------------------------------------------ IDX ----

@@ -122,3 +122,24 @@ def variant_chart(df: pd.DataFrame, *, width: int = 260, height: int = 180) -> a
         tooltip=["variant", "budget", alt.Tooltip("mean:Q", format=".1f"), "seeds"])
     band = base.mark_errorbar().encode(y="low:Q", y2="high:Q")
     return (band + lines).properties(width=width, height=height)
+
+
+def transfer_chart(gains: pd.DataFrame, *, width: int = 220, height: int = 160) -> alt.FacetChart:
+    """Gain over random (points) on each student architecture, with its paired 95% interval.
+
+    ``gains``: :func:`ddlib.analysis.transfer.transfer_gains` (regime, method, ipc, model, gain,
+    ci_low, ci_high, pairs); one panel per label regime, one colour per method, the
+    architectures along x.  A missing interval (fewer than 3 seeds) draws no bar.
+    """
+    s = gains.copy()
+    s["regime"] = s["regime"].str.upper()
+    base = alt.Chart(s).encode(x=alt.X("model:N", title="student architecture"),
+                               color=alt.Color("method:N", title="method"),
+                               xOffset=alt.XOffset("method:N"))
+    dots = base.mark_point(filled=True, size=50).encode(
+        y=alt.Y("gain:Q", title="gain over random (points)"),
+        tooltip=["method", "model", "regime", "ipc", alt.Tooltip("gain:Q", format="+.1f"), "pairs"])
+    bars = base.mark_errorbar().encode(y="ci_low:Q", y2="ci_high:Q")
+    zero = alt.Chart(s).mark_rule(color="grey").encode(y=alt.datum(0.0))
+    return (zero + bars + dots).properties(width=width, height=height).facet(
+        column=alt.Column("regime:N", title="label regime"))

@@ -93,9 +93,24 @@ CHAPTERS.add("dcs", {
 CHAPTERS.add("dd2018", {prof: dict(dataset="mnist5k", methods=("dd",), ipcs=(1,), regimes=("hl",),
                                    budgets=(1.0, 3.0)) for prof in ("smoke", "default", "paper")})
 
+# chapter 10 (transfer): chapter 3's sets (same dataset, methods, IPC, seeds, profile: the same build
+# keys) trained by other students; the profile's own student is the first column, and its runs
+# are chapter 3's.  `default` adds one cheap timm network (MobileNetV3-small, ~9 s a run on one
+# core: 30 new runs, ~2.5 min on 2 cores); `paper` trains every registered timm student.
+_TIMM = ("resnet18", "vgg11_bn", "mobilenetv3_small_100", "efficientnet_b0", "vit_tiny")
+CHAPTERS.add("transfer", {
+    "smoke": dict(methods=("random", "herding", "dm"), regimes=("hl", "slkd"), ipcs=(10,), budgets=(1.0,),
+                  models=(PROFILES.get("smoke").model, "mobilenetv3_small_100"), **_S2),
+    "default": dict(methods=("random", "herding", "dm"), regimes=("hl", "slkd"), ipcs=(10,), budgets=(1.5,),
+                    models=(PROFILES.get("default").model, "mobilenetv3_small_100"), **_D5),
+    "paper": dict(methods=("random", "herding", "kcenter", "el2n_easy") + _MATCHING + _TEACHER,
+                  regimes=("hl", "slkd"), ipcs=(1, 10, 50), budgets=(10.0,),
+                  models=(PROFILES.get("paper").model,) + _TIMM),
+})
+
 
 def chapter_grid(chapter: str, profile: str) -> Dict[str, tuple]:
-    """The grid fields (methods, ipcs, regimes, budgets, seeds; any subset) of ``chapter`` on ``profile``."""
+    """The grid fields (methods, ipcs, regimes, budgets, seeds, models; any subset) of ``chapter`` on ``profile``."""
     grids = CHAPTERS.get(chapter)
     if profile not in grids:
         raise DDLibError(f"chapter {chapter!r} has no grid for profile {profile!r}; "
@@ -117,6 +132,7 @@ def chapters_table() -> pd.DataFrame:
             n = 1
             for f in ("methods", "ipcs", "regimes", "budgets", "seeds"):
                 n *= len(g.get(f) or getattr(p, f))
+            n *= len(g.get("models") or (p.model,))
             row[prof] = n
         rows.append(row)
     return pd.DataFrame(rows).set_index("chapter").fillna(0).astype(int)

@@ -18,7 +18,8 @@ DD_VARIANTS = ({"init": "fixed"}, {"init": "random"}, {"init": "fixed", "images"
 
 def study(chapter: str, profile: str = "default", *, dataset: str = "", methods: Sequence[str] = (),
           ipcs: Sequence[int] = (), regimes: Sequence[str] = (), budgets: Sequence[float] = (),
-          seeds: Sequence[int] = (), eval_lr: str = "protocol", hparams: Optional[dict] = None) -> Study:
+          seeds: Sequence[int] = (), eval_lr: str = "protocol", hparams: Optional[dict] = None,
+          models: Sequence[str] = ()) -> Study:
     """The :class:`~ddlib.run.study.Study` of ``chapter`` on ``profile``.
 
     A parameter left empty (a notebook's default) is filled from the chapter's
@@ -31,7 +32,8 @@ def study(chapter: str, profile: str = "default", *, dataset: str = "", methods:
     return Study.from_params(profile=profile, dataset=dataset or g.get("dataset", ""),
                              methods=methods or g.get("methods", ()), ipcs=ipcs or g.get("ipcs", ()),
                              regimes=regimes or g.get("regimes", ()), budgets=budgets or g.get("budgets", ()),
-                             seeds=seeds or g.get("seeds", ()), eval_lr=eval_lr, hparams=hparams)
+                             seeds=seeds or g.get("seeds", ()), eval_lr=eval_lr, hparams=hparams,
+                             models=models or g.get("models", ()))
 
 
 def dd2018_studies(profile: str, *, dataset: str = "", ipcs: Sequence[int] = (),

@@ -18,7 +18,7 @@ import torch
 
 from ddlib.core.config import PROFILES
 from ddlib.core.registry import DDLibError
-from ddlib.data.sources import SOURCES, RawData, imagefolder
+from ddlib.data.sources import SOURCES, RawData, imagefolder_source
 
 SPLIT_SEED = 20260101  # fixed: splits never depend on the run seed
 TEST_FRACTION = 0.2  # share of a source without a test split held out for test
@@ -71,7 +71,7 @@ class Split:
 
 
 def dataset_names():
-    return SOURCES.names() + ["imagefolder:PATH"]
+    return SOURCES.names() + ["imagefolder:PATH[@SIZE]"]
 
 
 def _balanced_take(y: np.ndarray, per_class: int, rng: np.random.Generator):
@@ -89,7 +89,7 @@ def _balanced_take(y: np.ndarray, per_class: int, rng: np.random.Generator):
 
 def _raw(name: str, data_dir: Optional[Path]) -> RawData:
     if name.startswith("imagefolder:"):
-        return imagefolder(name.split(":", 1)[1])
+        return imagefolder_source(name, data_dir)
     return SOURCES.get(name)(data_dir)
 
 

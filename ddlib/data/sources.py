@@ -15,7 +15,9 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from ddlib.core.registry import DDLibError, Registry
+from ddlib.data import cifar
 from ddlib.data.idx import read_idx
+from ddlib.data.imagefolder import parse_name, read_imagefolder
 
 SOURCES = Registry("dataset")
 
@@ -96,8 +98,12 @@ def _from_idx(files: dict, classes: Tuple[str, ...]) -> RawData:
     for split in ("train", "test"):
         if len(arr[f"{split}_x"]) != len(arr[f"{split}_y"]):
             raise DDLibError(f"corrupt dataset: {files[split + '_x']} and its labels differ in length")
-    if arr["train_y"].max() >= len(classes):
-        raise DDLibError(f"corrupt dataset: label out of range in {files['train_y']}")
+    for split in ("train", "test"):
+        if len(arr[f"{split}_y"]) and arr[f"{split}_y"].max() >= len(classes):
+            raise DDLibError(f"corrupt dataset: label out of range in {files[split + '_y']}")
+        if arr[f"{split}_x"].ndim != 3:
+            raise DDLibError(f"corrupt dataset: {files[split + '_x']} holds {arr[split + '_x'].ndim}-D data, "
+                             f"expected (N, H, W) images")
     conv = lambda a: (a.astype(np.float32) / 255.0)[:, None]  # noqa: E731
     return RawData(conv(arr["train_x"]), arr["train_y"].astype(np.int64), conv(arr["test_x"]),
                    arr["test_y"].astype(np.int64), classes)
@@ -148,57 +154,56 @@ def _tv_raw(tr, te, classes) -> RawData:
     return RawData(a, b, c, d, tuple(classes))
 
 
-def _torchvision_source(cls_name: str):
+def _torchvision_fallback(cls_name: str, root: Path, tried: List[str]):
+    """torchvision's ``cls_name`` under ``root`` (its own check, then its download); one error line naming ``tried``."""
+    try:
+        return _torchvision(cls_name, root, download=False)
+    except Exception:
+        try:
+            return _torchvision(cls_name, root, download=True)
+        except Exception as e:  # no network or no disk: say every place looked at
+            why = str(e).splitlines()[0] if str(e) else ""
+            raise DDLibError(f"{cls_name} not found: nothing in {', '.join(tried)}, and torchvision's download "
+                             f"into {root} failed ({type(e).__name__}: {why}); set $DDLIB_DATA to the folder "
+                             f"holding it") from None
+
+
+def _cifar_source(name: str, cls_name: str):
     def load(data_dir: Optional[Path] = None) -> RawData:
         root = data_root(data_dir)
-        try:
-            tr, te = _torchvision(cls_name, root, download=False)
-        except Exception:
-            try:
-                tr, te = _torchvision(cls_name, root, download=True)
-            except Exception as e:
-                why = str(e).splitlines()[0] if str(e) else ""
-                raise DDLibError(f"{cls_name} not found under {root} and its download failed "
-                                 f"({type(e).__name__}: {why}); set $DDLIB_DATA to a torchvision root"
-                                 ) from None
-        return _tv_raw(tr, te, getattr(tr, "classes", range(int(max(tr.targets)) + 1)))
+        folder = cifar.find(name, root)
+        if folder is not None:
+            tx, ty, ex, ey, classes = cifar.read_cifar(name, folder)
+            return RawData(tx, ty, ex, ey, classes)
+        tr, te = _torchvision_fallback(cls_name, root, [str(root / cifar.LAYOUTS[name][0]), str(root)])
+        return _tv_raw(tr, te, tr.classes)
 
-    load.__doc__ = f"torchvision's {cls_name} from ``data_dir`` (``$DDLIB_DATA``; downloaded there if missing)."
+    load.__doc__ = (f"{cls_name}'s pickled batches (:mod:`ddlib.data.cifar`) in ``data_dir`` "
+                    f"(``$DDLIB_DATA``) or its ``{cifar.LAYOUTS[name][0]}/``; else torchvision's download there.")
     return load
 
 
-for _name, _cls in (("mnist", "MNIST"), ("cifar10", "CIFAR10"), ("cifar100", "CIFAR100")):
-    SOURCES.add(_name, _torchvision_source(_cls))
+SOURCES.add("cifar10", _cifar_source("cifar10", "CIFAR10"))
+SOURCES.add("cifar100", _cifar_source("cifar100", "CIFAR100"))
 
 
-def imagefolder(path: str, img_size: int = 32) -> RawData:
-    """An ImageNet-layout folder (``train/<class>/*``, ``val/<class>/*``) resized square.
+@SOURCES.register("mnist")
+def mnist(data_dir: Optional[Path] = None) -> RawData:
+    """MNIST (LeCun et al. 1998): IDX files in ``data_dir`` (``$DDLIB_DATA``), its ``mnist/`` or
+    torchvision's ``MNIST/raw/``; else torchvision's download there."""
+    root = data_root(data_dir)
+    tried = []
+    for folder in (root, root / "mnist", root / "MNIST" / "raw"):
+        tried.append(str(folder))
+        files = _find_idx(folder)
+        if files:
+            return _from_idx(files, tuple(str(i) for i in range(10)))
+    tr, te = _torchvision_fallback("MNIST", root, tried)
+    return _tv_raw(tr, te, tuple(str(i) for i in range(10)))
 
-    ImageNette and ImageNet use this layout; images are resized to ``img_size``.
-    """
-    from PIL import Image
 
-    root = Path(path)
-    if not (root / "train").is_dir():
-        raise DDLibError(f"imagefolder: {root}/train/ does not exist")
-    classes = tuple(sorted(p.name for p in (root / "train").iterdir() if p.is_dir()))
-    if not classes:
-        raise DDLibError(f"imagefolder: no class folders under {root}/train/")
-
-    def read(split: str):
-        xs, ys = [], []
-        for ci, c in enumerate(classes):
-            for f in sorted((root / split / c).glob("*")):
-                try:
-                    im = Image.open(f).convert("RGB").resize((img_size, img_size))
-                except OSError as e:
-                    raise DDLibError(f"imagefolder: cannot read {f}: {e}") from None
-                xs.append(np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 255.0)
-                ys.append(ci)
-        if not xs:
-            return None, None
-        return np.stack(xs), np.asarray(ys, dtype=np.int64)
-
-    trx, tr_y = read("train")
-    tex, te_y = read("val") if (root / "val").is_dir() else (None, None)
-    return RawData(trx, tr_y, tex, te_y, classes)
+def imagefolder_source(name: str, data_dir: Optional[Path] = None) -> RawData:
+    """``imagefolder:ROOT[@SIZE]`` (:mod:`ddlib.data.imagefolder`), decoded once into the data folder's cache."""
+    root, size = parse_name(name)
+    tx, ty, ex, ey, classes = read_imagefolder(root, size, cache_dir=data_root(data_dir))
+    return RawData(tx, ty, ex, ey, classes)

@@ -3,3 +3,5 @@ steps execute, several models trained at once, teachers, and data-parallel train
 
 Imports only ``ddlib.core`` and ``ddlib.data``.
 """
+
+from ddlib.engine import timm_models  # noqa: E402,F401  registers the timm students into models.MODELS

@@ -82,7 +82,8 @@ def profile(model: nn.Module, sample_shape: Tuple[int, ...]) -> Tuple[float, int
     """(forward FLOPs per image, bytes of the largest per-image activation) of ``model``.
 
     FLOPs count ``2 * Cin/groups * Cout * kh * kw * Hout * Wout`` per ``Conv2d``
-    and ``2 * in * out`` per ``Linear`` (bias, norm, activations ignored).
+    and ``2 * in * out`` per ``Linear`` and token (bias, norm, activations, attention's
+    matrix products ignored).
     Measured once per (class, parameter shapes, input shape) with a one-image
     forward under ``no_grad`` through a hook-free copy in eval mode, so the
     model itself, its statistics and any pass counters attached to it
@@ -99,8 +100,8 @@ def profile(model: nn.Module, sample_shape: Tuple[int, ...]) -> Tuple[float, int
             if isinstance(mod, nn.Conv2d):
                 k = mod.kernel_size[0] * mod.kernel_size[1]
                 flops[0] += 2 * mod.in_channels // mod.groups * mod.out_channels * k * out[0, 0].numel()
-            elif isinstance(mod, nn.Linear):
-                flops[0] += 2 * mod.in_features * mod.out_features
+            elif isinstance(mod, nn.Linear):  # once per token of a (tokens, features) output (ViT)
+                flops[0] += 2 * mod.in_features * mod.out_features * (out[0].numel() // mod.out_features)
 
     probe = copy.deepcopy(model).eval()
     for m in probe.modules():

@@ -1,4 +1,4 @@
-"""Networks: the DD-standard ConvNet and a small-input ResNet-18 (timm).
+"""Networks: the DD-standard ConvNet; the timm students register from :mod:`ddlib.engine.timm_models`.
 
 ConvNet is the architecture of DC/DSA/DM/MTT (Zhao et al. 2021, Sec. 4): ``depth``
 blocks of conv3x3(width) -> norm -> ReLU -> avgpool2, then a linear classifier.
@@ -66,31 +66,6 @@ class ConvNet(nn.Module):
         return self.classifier(self.embed(x))
 
 
-class SmallResNet(nn.Module):
-    """timm ResNet-18 with a 3x3 stride-1 stem and no max-pool (CIFAR-style), untrained."""
-
-    def __init__(self, in_chans: int, num_classes: int, img_size: int, norm: str = "batch"):
-        super().__init__()
-        import timm
-
-        net = timm.create_model("resnet18", pretrained=False, num_classes=num_classes,
-                                in_chans=in_chans)
-        net.conv1 = nn.Conv2d(in_chans, 64, 3, 1, 1, bias=False)
-        net.maxpool = nn.Identity()
-        self.net = net
-        self.feat_dim = net.num_features
-
-    @property
-    def stem(self) -> nn.Module:
-        return self.net.conv1
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     """A registered architecture: class plus fixed keyword arguments."""
@@ -108,7 +83,6 @@ MODELS.add("convnet_nn", ModelSpec(ConvNet, (("width", 128), ("depth", 3), ("nor
 for _w in (16, 32, 64):
     MODELS.add(f"convnet_d3w{_w}", ModelSpec(ConvNet, (("width", _w), ("depth", 3), ("norm", "instance"))))
     MODELS.add(f"convnet_d3w{_w}_bn", ModelSpec(ConvNet, (("width", _w), ("depth", 3), ("norm", "batch"))))
-MODELS.add("resnet18", ModelSpec(SmallResNet, ()))
 
 
 def create_model(name: str, num_classes: int, in_chans: int, img_size: int,

@@ -2,7 +2,7 @@
 
 A grid file is YAML whose keys are the ``run`` options (``dataset``,
 ``methods``, ``ipcs``, ``regimes``, ``budgets``, ``seeds``, ``profile``,
-``model``); lists expand to their product (via :class:`ddlib.run.study.Study`).
+``model``: one student or a list of them); lists expand to their product (via :class:`ddlib.run.study.Study`).
 ``hparams`` maps a method of the grid to its hyper-parameters
 (``hparams: {dm: {iters: 5}}``), each checked against the method's declaration.
 Runs already stored are skipped; the rest run on local worker processes, each
@@ -34,7 +34,8 @@ from ddlib.run.settings import default_store
 from ddlib.run.study import Study
 
 KEYS = ("dataset", "methods", "ipcs", "regimes", "budgets", "seeds", "profile", "model", "hparams")
-_ALIASES = {"method": "methods", "ipc": "ipcs", "regime": "regimes", "budget": "budgets", "seed": "seeds"}
+_ALIASES = {"method": "methods", "ipc": "ipcs", "regime": "regimes", "budget": "budgets", "seed": "seeds",
+            "models": "model"}
 
 
 @dataclass(frozen=True)
@@ -74,18 +75,15 @@ def configs(spec: Dict) -> List[RunConfig]:
             raise DDLibError(f"unknown grid key {k!r}; valid keys: {', '.join(KEYS)}")
         norm[key] = v
     as_list = lambda v: list(v) if isinstance(v, (list, tuple)) else ([] if v is None else [v])
-    model = norm.pop("model", "") or ""
+    models = as_list(norm.pop("model", None))  # one student or a list: the study's model axis
     per_method = _method_hparams(norm.pop("hparams", None) or {}, as_list(norm.get("methods")))
     study = Study.from_params(profile=norm.get("profile", "default"), dataset=norm.get("dataset", "") or "",
+                              models=[str(m) for m in models if m],
                               **{k: as_list(norm[k]) for k in KEYS[1:6] if k in norm})
     cfgs = study.configs()
     if per_method:  # each method's own hyper-parameters, checked against its declaration (validate)
         cfgs = [dataclasses.replace(c, hparams=tuple(sorted(per_method.get(c.method, {}).items())))
                 for c in cfgs]
-        for c in cfgs:
-            validate(c)
-    if model:
-        cfgs = [dataclasses.replace(c, model=model) for c in cfgs]
         for c in cfgs:
             validate(c)
     return cfgs

@@ -42,13 +42,17 @@ class Study:
     # hyperparameters, the same for every run of the grid
     eval_lr: str = "protocol"
     hparams: Tuple[Tuple[str, object], ...] = ()
+    # the student architectures (registry names); empty: the profile's student.  The
+    # condensed sets do not depend on it (ddlib.methods.build.build_key), so every
+    # architecture trains on the very same sets
+    models: Tuple[str, ...] = ()
 
     @classmethod
     def from_params(cls, profile: str = "default", dataset: str = "",
                     methods: Sequence[str] = (), ipcs: Sequence[int] = (),
                     regimes: Sequence[str] = (), budgets: Sequence[float] = (),
                     seeds: Sequence[int] = (), eval_lr: str = "protocol",
-                    hparams: Optional[dict] = None) -> "Study":
+                    hparams: Optional[dict] = None, models: Sequence[str] = ()) -> "Study":
         """Fill empty parameters from the profile's defaults and validate every name.
 
         A chapter's grid is filled in one layer up (:func:`ddlib.chapters.study`)."""
@@ -58,22 +62,23 @@ class Study:
                 tuple(regimes or p.regimes),
                 tuple(float(b) for b in (budgets or p.budgets)),
                 tuple(int(x) for x in (seeds or p.seeds)),
-                eval_lr, tuple(sorted((hparams or {}).items())))
+                eval_lr, tuple(sorted((hparams or {}).items())), tuple(dict.fromkeys(models)))
         for cfg in s.configs():
             validate(cfg)
         return s
 
     def configs(self):
         """Every RunConfig of the grid, condensed sets grouped so caches are reused."""
-        return [RunConfig(self.dataset, m, i, r, b, s, self.profile, hparams=self.hparams,
+        return [RunConfig(self.dataset, m, i, r, b, s, self.profile, model=a, hparams=self.hparams,
                           eval_lr=self.eval_lr)
-                for m, i, s, r, b in itertools.product(self.methods, self.ipcs, self.seeds,
-                                                       self.regimes, self.budgets)]
+                for m, i, s, a, r, b in itertools.product(self.methods, self.ipcs, self.seeds, self.models or ("",),
+                                                          self.regimes, self.budgets)]
 
     def describe(self) -> pd.DataFrame:
         """One-row-per-parameter table of the frozen config (shown on every page)."""
         p = PROFILES.get(self.profile)
-        d = {**asdict(self), "student": p.model, "teacher": p.teacher_model,
+        d = {k: v for k, v in asdict(self).items() if k != "models"}
+        d = {**d, "student": ", ".join(self.models or (p.model,)), "teacher": p.teacher_model,
              "protocol": p.protocol, "runs": len(self.configs())}
         return pd.DataFrame({"value": [", ".join(map(str, v)) if isinstance(v, tuple) else str(v)
                                        for v in d.values()]}, index=list(d))

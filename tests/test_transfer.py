@@ -87,9 +87,10 @@ def test_table_cells_carry_n_and_intervals():
 
 
 @pytest.mark.parametrize("profile", ["smoke", "default"])
-def test_chapter_reuses_chapter_three_on_the_profile_student(profile):
+def test_chapter_reuses_chapters_three_and_seven_on_the_profile_student(profile):
     g = chapter_grid("transfer", profile)
     assert g["models"][0] == PROFILES.get(profile).model and len(g["models"]) >= 2
     own = {c.key() for c in study("transfer", profile).configs() if c.model == g["models"][0]}
-    assert own and own <= {c.key() for c in study("distilled_vs_coresets", profile).configs()}
+    earlier = {c.key() for ch in ("distilled_vs_coresets", "teacher_based") for c in study(ch, profile).configs()}
+    assert own and own <= earlier
     assert set(chapter_grid("transfer", "paper")["models"]) >= {"resnet18", "vgg11_bn", "vit_tiny"}

@@ -101,8 +101,9 @@ _TIMM = ("resnet18", "vgg11_bn", "mobilenetv3_small_100", "efficientnet_b0", "vi
 CHAPTERS.add("transfer", {
     "smoke": dict(methods=("random", "herding", "dm"), regimes=("hl", "slkd"), ipcs=(10,), budgets=(1.0,),
                   models=(PROFILES.get("smoke").model, "mobilenetv3_small_100"), **_S2),
-    "default": dict(methods=("random", "herding", "dm"), regimes=("hl", "slkd"), ipcs=(10,), budgets=(1.5,),
-                    models=(PROFILES.get("default").model, "mobilenetv3_small_100"), **_D5),
+    # rded and cim: CIM's cross-architecture claim (C5) compares them; their sets are chapter 7's
+    "default": dict(methods=("random", "herding", "dm", "rded", "cim"), regimes=("hl", "slkd"), ipcs=(10,),
+                    budgets=(1.5,), models=(PROFILES.get("default").model, "mobilenetv3_small_100"), **_D5),
     "paper": dict(methods=("random", "herding", "kcenter", "el2n_easy") + _MATCHING + _TEACHER,
                   regimes=("hl", "slkd"), ipcs=(1, 10, 50), budgets=(10.0,),
                   models=(PROFILES.get("paper").model,) + _TIMM),

@@ -20,7 +20,8 @@ from ddlib.run.settings import default_store
 from ddlib.run.study import Study, full_pool_ipc, run_all
 
 # the chapter grids whose runs the claims read (the dd2018 studies are added to them)
-LEDGER_CHAPTERS = ("label_regimes", "cad_vs_el2n", "convergence", "distilled_vs_coresets", "teacher_based")
+LEDGER_CHAPTERS = ("label_regimes", "cad_vs_el2n", "convergence", "distilled_vs_coresets", "teacher_based",
+                   "transfer")
 CROSS_ARCH = "cross_architecture"   # the frame's tag of stored rows trained with a non-default student
 
 

@@ -143,9 +143,9 @@ register(
           "length.",
           "Settings: rival x IPC; d = log2(rival cost / CIM cost) per seed; support = shown above log2(2) (at least "
           "twice as costly), against = shown below it; the verdict uses the projected costs. " + RULE, cim_cheaper),
-    Claim("C5", "CIM's sets transfer better across architectures.", SOURCE, WHERE, ("teacher_based",),
-          "Rows trained with a student other than the profile's (any chapter): CIM against SRe2L and RDED per "
-          f"student. Until they exist this row is untested: it needs {CROSS_ARCH}.",
+    Claim("C5", "CIM's sets transfer better across architectures.", SOURCE, WHERE, ("transfer",),
+          "Rows trained with a student other than the profile's (the transfer chapter's timm students, and any "
+          "other stored run): CIM against SRe2L and RDED per student, paired by seed.",
           "Settings: student x regime x IPC x budget; support = a win over both, against = a loss or a tie. "
           + RULE, transfers_across_architectures),
 )

@@ -22,7 +22,7 @@ from ddlib.engine.train import evaluate, fit_schedule
 from ddlib.methods.build import build_key
 from ddlib.methods.context import Context
 from ddlib.methods.distill import SyntheticSet, distill
-from ddlib.methods.distill.dd import default_steps, unroll
+from ddlib.methods.distill.dd import default_steps, seeded_xavier, unroll
 from ddlib.run.runner import run
 
 
@@ -92,8 +92,12 @@ def test_lrs_stay_positive_and_layout(digits, smoke_profile, tmp_path):
 def test_fixed_init_state_is_the_seeded_init_and_random_has_none(digits, smoke_profile, tmp_path):
     m = digits.meta
     fixed = _dd(digits, smoke_profile, tmp_path, iters=2)
-    ref = create_model(smoke_profile.model, 10, m.in_chans, m.img_size, seed=stream_seed(0, "dd-init"))
+    ref = seeded_xavier(smoke_profile.model, 10, m, stream_seed(0, "dd-init"))
     state = fixed.extras["init_state"]
+    # the reference's Xavier init: zero biases, unit norm weights, weights of variance 2 / (fan_in + fan_out)
+    assert all(float(v.abs().max()) == 0 for k, v in state.items() if k.endswith("bias"))
+    w = state["classifier.weight"]
+    assert float(w.var()) == pytest.approx(2 / sum(w.shape), rel=0.3)
     assert state.keys() == ref.state_dict().keys()
     assert all(torch.equal(state[k], v) for k, v in ref.state_dict().items())
     rand = _dd(digits, smoke_profile, tmp_path, iters=2, init="random")

@@ -68,6 +68,14 @@ def unflatten(net: nn.Module, flat: torch.Tensor) -> Dict[str, torch.Tensor]:
     return {n: t.view(s) for n, t, s in zip(names, parts, shapes)}
 
 
+def student_step(net: nn.Module, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lr,
+                 create_graph: bool = True) -> torch.Tensor:
+    """One differentiable SGD step of the student: ``theta - lr * grad CE(net_theta(x), y)`` ((P,) -> (P,))."""
+    ce = F.cross_entropy(functional_call(net, unflatten(net, theta), (x,)), y)
+    grad = torch.autograd.grad(ce, theta, create_graph=create_graph)[0]
+    return theta - lr * grad
+
+
 def trajectory_loss(student_end: torch.Tensor, start: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Eq. 2: ||student_end - target||^2 / ||start - target||^2 (all (P,) vectors)."""
     return ((student_end - target) ** 2).sum() / ((start - target) ** 2).sum()
@@ -244,9 +252,7 @@ def distill_mtt(train, ipc: int, *, seed: int, ctx, iters: int = 0, n_experts: i
                 chunks = _chunks(len(syn), batch_syn, g)
             idx = chunks.pop().to(device)
             x = aug.augment(syn[idx], strategy, g_aug) if strategy else syn[idx]
-            ce = F.cross_entropy(functional_call(net, unflatten(net, theta), (x,)), labels[idx])
-            grad = torch.autograd.grad(ce, theta, create_graph=True)[0]
-            theta = theta - syn_lr * grad
+            theta = student_step(net, theta, x, labels[idx], syn_lr)
             ctx.meter.backward(len(idx))
         loss = trajectory_loss(theta, start, target)
         opt_img.zero_grad(set_to_none=True)

@@ -1,5 +1,6 @@
 import sys
 
+from ddlib.chapters.check import COMMAND as CHECK
 from ddlib.run.cli import main
 
-sys.exit(main())
+sys.exit(main(commands=(CHECK,)))

@@ -228,6 +228,8 @@ def match_gradients(train, ipc: int, *, seed: int, ctx, strategy: str = "", iter
                 _train_net(net, opt_net, syn.detach(), labels, inner, batch_train, strategy, g, g_aug,
                            ctx.meter)
         curve.append(total / (k * outer))
+        if ctx.on_iter is not None:
+            ctx.on_iter(it + 1, syn.detach())
     extras = {"loss_curve": torch.tensor(curve), "final_loss": curve[-1] if curve else float("nan"),
               "outer_loop": outer, "inner_loop": inner}
     return syn.detach(), labels, extras

@@ -112,4 +112,6 @@ def distill_dm(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr_img: float
         opt.step()
         ctx.meter.backward(len(syn))
         losses.append(float(loss.detach()))
+        if ctx.on_iter is not None:
+            ctx.on_iter(it + 1, syn.detach())
     return syn.detach(), syn_y, {"loss_curve": torch.tensor(losses), "final_loss": losses[-1] if losses else float("nan")}

@@ -57,12 +57,13 @@ STUDENT_STEPS = 3
 
 
 def quick_profile(prof: Profile) -> Profile:
-    """``prof`` with one-epoch teachers, one expert of two epochs, one scorer, two synthesis iterations.
+    """``prof`` with one-epoch teachers (at most two in an ensemble), one expert of two epochs, one
+    scorer, two synthesis iterations.
 
     Networks, image sizes, real batches, protocols and per-IPC tables are kept.
     """
     return dataclasses.replace(
-        prof, teacher_epochs=1, synth_iters=2,
+        prof, teacher_epochs=1, synth_iters=2, n_teachers=min(prof.n_teachers, 2),
         mtt=dataclasses.replace(prof.mtt, iters=1, n_experts=1, expert_epochs_total=2),
         gradient_matching=dataclasses.replace(prof.gradient_matching, iters=1),
         scores=dataclasses.replace(prof.scores, el2n_models=1, forgetting_models=1))
@@ -159,8 +160,9 @@ def check_profile(profile: str, *, methods: Sequence[str] = (), root: Optional[P
         store = Store(Path(root) if root else Path(tmp))
         for dataset, wanted in sorted(plan.methods.items()):
             chosen = {m: i for m, i in wanted.items() if not methods or m in methods}
-            top = max(chosen.values(), default=1)
-            split = synthetic_split(dataset, per_class=max(16, 4 * top + 8))
+            # CIM tiles 2 x 2 anchors per image: it needs 4 * IPC real images of a class
+            need = max([4 * i for m, i in chosen.items() if m == "cim"] + [i for i in chosen.values()] + [0])
+            split = synthetic_split(dataset, per_class=max(16, need + 8))
             regimes = sorted(plan.regimes[dataset])
             first = True
             for method, ipc in sorted(chosen.items()):

@@ -97,7 +97,7 @@ def lowest_ce_anchors(train, teacher, k: int, count: int, n_real: int, gen: torc
     HParam("n_real", int, 300, "images per class", "real images scored per class for the anchors (0 = all)",
            "reference code (RDED's mipc)", low=0),
     HParam("strategy", str, CIM_STRATEGY, "", "DSA ops, '_'-separated ('' = none; 'dsa' = the reference's "
-           "crop_cutout_flip, without flip on digits)", "reference code", ),
+           "crop_cutout_flip, without flip on digits)", "reference code"),
     HParam("factor", int, 2, "patches per side", "patches per side of a mosaic (1 = whole images: "
            "the anchors unchanged, a coreset)", "reference code", low=1),
     HParam("teacher_arch", str, "", "", "the teacher; '' = the profile's teacher_model", "ddlib",

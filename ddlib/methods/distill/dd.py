@@ -30,11 +30,12 @@ network initialisation ``theta_0``, seeded by
 that the evaluation can replay it; ``init="random"`` draws a fresh
 ``theta_0`` every iteration (the paper's "unknown random init").
 
-Initialisation: as the reference's default ``--init xavier`` (gain 1), every
-conv and linear weight is Xavier-normal and its bias zero, norm layers weight
-1 and bias 0 (:func:`xavier_init`), for the fixed ``theta_0`` and for every
-fresh one; the evaluation of a random-init set draws its network the same way
-(``extras["weight_init"]``).
+Initialisation: on ``paper`` as the reference's default ``--init xavier``
+(gain 1), every conv and linear weight Xavier-normal and its bias zero, norm
+layers weight 1 and bias 0 (:func:`xavier_init`), for the fixed ``theta_0`` and
+for every fresh one; the evaluation of a random-init set draws its network the
+same way (``extras["weight_init"]``).  The CPU profiles keep PyTorch's default
+init, with which their step sizes were tuned (profile field ``dd.weight_init``).
 
 Network: the student architecture of the profile (``profile.model``, a
 ConvNet; the paper uses LeNet on MNIST) unless ``model`` is given, because the
@@ -132,8 +133,11 @@ def xavier_init(net: torch.nn.Module) -> torch.nn.Module:
     return net
 
 
-def seeded_xavier(arch: str, k: int, m, seed: int) -> torch.nn.Module:
-    """Architecture ``arch`` for ``m`` (DatasetMeta) with :func:`xavier_init` weights drawn from ``seed``."""
+def seeded_xavier(arch: str, k: int, m, seed: int, init: str = "xavier") -> torch.nn.Module:
+    """Architecture ``arch`` for ``m`` (DatasetMeta) with :func:`xavier_init` weights drawn from ``seed``
+    (``init="default"``: PyTorch's own initialisation, from the same seed)."""
+    if init == "default":
+        return create_model(arch, k, m.in_chans, m.img_size, seed=seed)
     net = create_model(arch, k, m.in_chans, m.img_size)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -169,11 +173,15 @@ def _start(net: torch.nn.Module) -> Tuple[Dict[str, torch.Tensor], Dict[str, tor
            "reference code on paper (1,024 images: 102 per class); scale-down elsewhere",
            profile=("dd.batch_real", "synth_batch_real"), low=0),
     HParam("model", str, "", "", "learner architecture; '' = the profile's student model", "ddlib",
-           profile=("model",))))
+           profile=("model",)),
+    HParam("weight_init", str, "", "", "learner init: 'xavier' (gain 1, zero biases) or 'default' (PyTorch's); "
+           "'' = the profile's dd.weight_init", "reference code on paper (xavier); tuned elsewhere (PyTorch's "
+           "default, with which the CPU step sizes were tuned)", profile=("dd.weight_init",),
+           choices=("", "xavier", "default"))))
 def distill_dd(train, ipc: int, *, seed: int, ctx, iters: int = 0, steps: int = 0,
                epochs: int = PAPER_EPOCHS, init: str = "fixed", images: str = "noise",
                lr_init: float = 0.0, lr_img: float = -1.0, lr_lr: float = 0.0, batch_real: int = 0,
-               model: str = ""):
+               model: str = "", weight_init: str = ""):
     """Distil ``ipc`` images per class and ``steps * epochs`` learning rates.
 
     Args:
@@ -196,6 +204,7 @@ def distill_dd(train, ipc: int, *, seed: int, ctx, iters: int = 0, steps: int = 
             profile 8 instead of 16 costs 0.2 points of the fixed-init
             accuracy and a third of the time).
         model: learner architecture (profile's student ``model`` when empty).
+        weight_init: "xavier" or "default" ("" = the profile's ``dd.weight_init``).
 
     Returns:
         images (K*ipc, C, H, W) step-major, hard labels (K*ipc,), extras:
@@ -219,6 +228,7 @@ def distill_dd(train, ipc: int, *, seed: int, ctx, iters: int = 0, steps: int = 
     lr_lr = lr_lr or prof.dd.adam_lr
     batch_real = batch_real or prof.dd.batch_real or max(8, prof.synth_batch_real // 8)
     arch = model or prof.model
+    weight_init = weight_init or prof.dd.weight_init
     k, device = train.num_classes, train.train_x.device
     per = ipc // steps
     g = generator(seed, "synth")
@@ -239,14 +249,14 @@ def distill_dd(train, ipc: int, *, seed: int, ctx, iters: int = 0, steps: int = 
     decay_every = max(1, iters // DECAYS)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=decay_every, gamma=0.5)
 
-    net = seeded_xavier(arch, k, m, stream_seed(seed, "dd-init")).to(device)
+    net = seeded_xavier(arch, k, m, stream_seed(seed, "dd-init"), weight_init).to(device)
     init_state = {n: t.detach().cpu().clone() for n, t in net.state_dict().items()}
     net.train()
     ctx.meter.watch(net)
     losses = []
     for it in tqdm(range(iters), desc=f"dd ipc={ipc} {init}", disable=ctx.quiet, leave=False):
         if init == "random":
-            fresh = seeded_xavier(arch, k, m, stream_seed(seed, f"dd-net-{it}"))
+            fresh = seeded_xavier(arch, k, m, stream_seed(seed, f"dd-net-{it}"), weight_init)
             net.load_state_dict(fresh.state_dict())
         theta, buffers = _start(net)
         real_idx = torch.cat([ix[torch.randint(len(ix), (batch_real,), generator=g)] for ix in pools])
@@ -263,7 +273,7 @@ def distill_dd(train, ipc: int, *, seed: int, ctx, iters: int = 0, steps: int = 
         ctx.meter.backward(len(real) + 2 * len(lrs) * per * k)
         losses.append(float(loss.detach()))
     extras = {"lrs": F.softplus(raw_lrs).detach().cpu(), "steps": steps, "epochs": epochs,
-              "init": init, "images": images, "weight_init": "xavier", "loss_curve": torch.tensor(losses),
+              "init": init, "images": images, "weight_init": weight_init, "loss_curve": torch.tensor(losses),
               "final_loss": losses[-1] if losses else float("nan")}
     if init == "fixed":
         extras["init_state"] = init_state

@@ -135,8 +135,8 @@ def xavier_init(net: torch.nn.Module) -> torch.nn.Module:
 
 def seeded_xavier(arch: str, k: int, m, seed: int, init: str = "xavier") -> torch.nn.Module:
     """Architecture ``arch`` for ``m`` (DatasetMeta) with :func:`xavier_init` weights drawn from ``seed``
-    (``init="default"``: PyTorch's own initialisation, from the same seed)."""
-    if init == "default":
+    (``init="pytorch"``: PyTorch's own initialisation, from the same seed)."""
+    if init == "pytorch":
         return create_model(arch, k, m.in_chans, m.img_size, seed=seed)
     net = create_model(arch, k, m.in_chans, m.img_size)
     with torch.random.fork_rng(devices=[]):
@@ -174,10 +174,10 @@ def _start(net: torch.nn.Module) -> Tuple[Dict[str, torch.Tensor], Dict[str, tor
            profile=("dd.batch_real", "synth_batch_real"), low=0),
     HParam("model", str, "", "", "learner architecture; '' = the profile's student model", "ddlib",
            profile=("model",)),
-    HParam("weight_init", str, "", "", "learner init: 'xavier' (gain 1, zero biases) or 'default' (PyTorch's); "
+    HParam("weight_init", str, "", "", "learner init: 'xavier' (gain 1, zero biases) or 'pytorch' (its default); "
            "'' = the profile's dd.weight_init", "reference code on paper (xavier); tuned elsewhere (PyTorch's "
            "default, with which the CPU step sizes were tuned)", profile=("dd.weight_init",),
-           choices=("", "xavier", "default"))))
+           choices=("", "xavier", "pytorch"))))
 def distill_dd(train, ipc: int, *, seed: int, ctx, iters: int = 0, steps: int = 0,
                epochs: int = PAPER_EPOCHS, init: str = "fixed", images: str = "noise",
                lr_init: float = 0.0, lr_img: float = -1.0, lr_lr: float = 0.0, batch_real: int = 0,
@@ -204,7 +204,7 @@ def distill_dd(train, ipc: int, *, seed: int, ctx, iters: int = 0, steps: int = 
             profile 8 instead of 16 costs 0.2 points of the fixed-init
             accuracy and a third of the time).
         model: learner architecture (profile's student ``model`` when empty).
-        weight_init: "xavier" or "default" ("" = the profile's ``dd.weight_init``).
+        weight_init: "xavier" or "pytorch" ("" = the profile's ``dd.weight_init``).
 
     Returns:
         images (K*ipc, C, H, W) step-major, hard labels (K*ipc,), extras:

@@ -1,7 +1,8 @@
 import sys
 
-from ddlib.chapters.commands import COMMANDS
-from ddlib.run.cli import EXTRA, main
+from ddlib.chapters.check import COMMAND as CHECK
+from ddlib.chapters.commands import COMMAND as CLAIMS
+from ddlib.run.cli import main
 
-EXTRA.update(COMMANDS)  # `claims` reads the chapters' studies: a layer above the run CLI
-sys.exit(main())
+# `check` and `claims` read the chapters' grids: a layer above the run CLI, handed in here
+sys.exit(main(commands=(CHECK, CLAIMS)))

@@ -60,6 +60,7 @@ SLOW = frozenset({
     "test_teacher_distill.py::test_ca2d_harder_patches_for_larger_budget",
     "test_dm.py::test_dm_beats_no_update_on_the_same_networks",
     "test_teacher_distill.py::test_runner_relabels_sre2l_with_its_bn_teacher",
+    "test_check.py::test_paper_profile_builds_every_method_and_trains_students",
 })
 KINDS = ("subprocess", "notebook", "browser")
 

@@ -16,7 +16,6 @@ from ddlib.engine import augment as aug
 from ddlib.methods.context import Context
 from ddlib.methods.distill import distill
 from ddlib.methods.distill.dc import gradient_distance, paper_loops, siamese_augment
-from ddlib.methods.distill.dm import DSA_STRATEGY
 
 
 def _run(name, digits, profile, tmp_path, ipc=2, seed=0, **hp):
@@ -75,7 +74,7 @@ def test_paper_loops_nearest_ipc_and_cpu_divisor():
 
 # --- DSA's siamese augmentation ------------------------------------------------------------
 
-@pytest.mark.parametrize("op", DSA_STRATEGY.split("_"))
+@pytest.mark.parametrize("op", aug.DSA_FLIP.split("_"))
 def test_siamese_augment_applies_one_transform_to_both_batches(op):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 1, 8, 8)
@@ -95,7 +94,13 @@ def test_siamese_augment_is_differentiable_and_off_without_strategy():
     _, syn = siamese_augment(r, x, "rotate", torch.Generator().manual_seed(0), 8)
     syn.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
-    assert aug.parse_strategy(DSA_STRATEGY) == ("color", "crop", "cutout", "scale", "rotate")
+    assert aug.parse_strategy(aug.DSA_NO_FLIP) == ("color", "crop", "cutout", "scale", "rotate")
+    # the reference's lists per dataset: flip on clothing / CIFAR, never on digits
+    assert aug.resolve("dsa", "fashion_mnist") == aug.DSA_FLIP == aug.resolve("dsa", "cifar10")
+    assert aug.resolve("dsa", "mnist") == aug.DSA_NO_FLIP == aug.resolve("dsa", "digits")
+    assert aug.resolve("crop", "fashion_mnist") == "crop"
+    with pytest.raises(DDLibError, match="resolved per dataset"):
+        aug.draw("dsa", 2, torch.Generator(), 8)
 
 
 # --- the distillers on digits ------------------------------------------------------------

@@ -58,7 +58,7 @@ def test_dm_objective_equals_the_distillers_loss_with_the_whole_pool(toy, ctx):
     net = create_model(ctx.profile.synth_model, 10, m.in_chans, m.img_size,
                        seed=stream_seed(5, "dcs-dm-net-0")).train()
     import ddlib.engine.augment as aug
-    params = aug.draw(DSA_STRATEGY, 10, generator(5, "dcs-dm-aug-0"), m.img_size)
+    params = aug.draw_mixed(aug.resolve(DSA_STRATEGY, m.name), 10, generator(5, "dcs-dm-aug-0"), m.img_size)
     with torch.no_grad():
         want = float(dm_loss(net, toy.train_x, toy.train_y, x, y, 10, params))
     assert got == pytest.approx(want, rel=1e-5)

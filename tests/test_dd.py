@@ -22,7 +22,7 @@ from ddlib.engine.train import evaluate, fit_schedule
 from ddlib.methods.build import build_key
 from ddlib.methods.context import Context
 from ddlib.methods.distill import SyntheticSet, distill
-from ddlib.methods.distill.dd import default_steps, unroll
+from ddlib.methods.distill.dd import default_steps, seeded_xavier, unroll
 from ddlib.run.runner import run
 
 
@@ -93,7 +93,14 @@ def test_fixed_init_state_is_the_seeded_init_and_random_has_none(digits, smoke_p
     m = digits.meta
     fixed = _dd(digits, smoke_profile, tmp_path, iters=2)
     ref = create_model(smoke_profile.model, 10, m.in_chans, m.img_size, seed=stream_seed(0, "dd-init"))
-    state = fixed.extras["init_state"]
+    state = fixed.extras["init_state"]  # the CPU profiles keep PyTorch's init (profile dd.weight_init)
+    # the reference's Xavier init (paper's): zero biases, weights of variance 2 / (fan_in + fan_out)
+    xav = _dd(digits, smoke_profile, tmp_path, iters=1, weight_init="xavier").extras["init_state"]
+    want = seeded_xavier(smoke_profile.model, 10, m, stream_seed(0, "dd-init")).state_dict()
+    assert all(torch.equal(xav[k], v) for k, v in want.items())
+    assert all(float(v.abs().max()) == 0 for k, v in xav.items() if k.endswith("bias"))
+    w = xav["classifier.weight"]
+    assert float(w.var()) == pytest.approx(2 / sum(w.shape), rel=0.3)
     assert state.keys() == ref.state_dict().keys()
     assert all(torch.equal(state[k], v) for k, v in ref.state_dict().items())
     rand = _dd(digits, smoke_profile, tmp_path, iters=2, init="random")

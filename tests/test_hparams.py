@@ -84,7 +84,9 @@ def test_describe_reads_each_profile_from_the_profile_objects():
     for p in SHOWN_PROFILES:
         assert f.loc["lr_img", p] == str(PROFILES.get(p).mtt.lr_img)
         assert f.loc["model", p] == repr(PROFILES.get(p).synth_model)
-    assert f.loc["lr_teacher", "paper"] == "0.01"  # not profile-dependent: the code's default
+    # per-IPC rows of the profile (the authors' CIFAR-10 settings on paper)
+    assert f.loc["lr_teacher", "paper"] == "ipc 1: 0.01, ipc 10: 0.001, ipc 50: 0.001"
+    assert f.loc["expert_lr", "paper"] == "0.01"  # not profile-dependent: the code's default
     assert describe_frame("random").empty
     assert describe_frame("sgd_cos_v1").loc["lr", "code default"] == str(PROTOCOLS.get("sgd_cos_v1").lr)
     with pytest.raises(DDLibError, match="unknown method, regime or protocol 'nope'"):

@@ -13,7 +13,7 @@ from ddlib.engine.regimes import create_regime
 from ddlib.engine.train import fit
 from ddlib.methods.context import Context
 from ddlib.methods.distill import distill
-from ddlib.methods.distill.rded import auto_settings, select_crops, tile, untile
+from ddlib.methods.distill.rded import auto_settings, decode_mosaics, select_crops, tile, untile
 from ddlib.methods.distill.sre2l import batch_stats, bn_matching_loss
 
 
@@ -284,10 +284,13 @@ def _student_accuracy(digits, profile, images, labels, budget=2.0, seed=0):
 
 @pytest.mark.parametrize("ipc", [1, 10])
 def test_cim_on_8px_digits_trains_students_above_chance(ipc, digits, fast_teacher_profile, tmp_path):
-    """Regression: 2 x 2 mosaics of 4 px patches trained students at chance (0.09) on digits."""
+    """Regression: 2 x 2 mosaics trained on as whole images left students at chance (0.09) on digits;
+    the reference's evaluation trains on the decoded patches (as the runner does), well above it."""
     s = distill("cim", digits, ipc, seed=0, ctx=_ctx(fast_teacher_profile, tmp_path))
-    assert s.extras["factor"] == 1 and s.images.shape == (10 * ipc, 1, 8, 8)
-    assert _student_accuracy(digits, fast_teacher_profile, s.images, s.labels) > 0.3  # chance: 0.1
+    assert s.extras["factor"] == s.extras["decode_factor"] == 2 and s.images.shape == (10 * ipc, 1, 8, 8)
+    images, labels = decode_mosaics(s.images, s.labels, 2)
+    assert images.shape == (40 * ipc, 1, 8, 8) and torch.equal(labels, s.labels.repeat_interleave(4))
+    assert _student_accuracy(digits, fast_teacher_profile, images, labels) > 0.3  # chance: 0.1
 
 
 def test_cim_residual_keeps_pixels_in_range(digits, fast_teacher_profile, tmp_path):

@@ -118,3 +118,44 @@ def benchmarks_table(folder: Optional[Path] = None) -> pd.DataFrame:
     if not rows:
         raise DDLibError(f"no benchmark results in {folder}; run the scripts in benchmarks/")
     return pd.DataFrame(rows).set_index(["benchmark", "field"])
+
+
+def reproduce_curves(path: Optional[Path] = None) -> pd.DataFrame:
+    """``benchmarks/reproduce.py``'s accuracy along synthesis (``results/reproduce.json``).
+
+    One row per (method, IPC, checkpoint iterations): mean validation and test
+    accuracy (%), the students behind them, synthesis seconds, the published
+    number; empty (no rows) when the benchmark has not been run.
+    """
+    f = Path(path or BENCHMARKS / "reproduce.json")
+    cols = ["method", "ipc", "iters", "val_mean", "test_mean", "students", "synth_seconds", "published"]
+    if not f.exists():
+        return pd.DataFrame(columns=cols).set_index(["method", "ipc", "iters"])
+    rows = [{**{k: r[k] for k in cols if k in r}, "students": len(r["test_acc"])}
+            for r in json.loads(f.read_text())["curves"]]
+    return pd.DataFrame(rows, columns=cols).round(2).set_index(["method", "ipc", "iters"])
+
+
+def reproduce_table(path: Optional[Path] = None) -> pd.DataFrame:
+    """Per (method, IPC): the checkpoint chosen on validation, its test accuracy, random real images at
+    the same IPC and the published number (a one-line note when the benchmark has not been run)."""
+    f = Path(path or BENCHMARKS / "reproduce.json")
+    if not f.exists():
+        return pd.DataFrame([{"status": "not run yet: python benchmarks/reproduce.py (hours on 2 CPU cores)"}])
+    d = json.loads(f.read_text())
+    return pd.DataFrame(d["chosen"]).set_index(["method", "ipc"])
+
+
+def reproduce_chart(curves: pd.DataFrame) -> alt.Chart:
+    """Test accuracy against synthesis iterations, one line per (method, IPC), the published number dashed."""
+    df = curves.reset_index()
+    if df.empty:
+        return alt.Chart(pd.DataFrame({"note": ["not run yet"]})).mark_text().encode(text="note")
+    df["run"] = df["method"] + " ipc " + df["ipc"].astype(str)
+    df["x"] = df["iters"].clip(lower=0.5)  # iteration 0 (the real images) on the log axis
+    base = alt.Chart(df).encode(color=alt.Color("run:N", title=None))
+    line = base.mark_line(point=True).encode(
+        x=alt.X("x:Q", scale=alt.Scale(type="log"), title="synthesis iterations (0 drawn at 0.5)"),
+        y=alt.Y("test_mean:Q", title="test accuracy (%)"))
+    pub = base.mark_rule(strokeDash=[4, 3]).encode(y="published:Q")
+    return (line + pub.transform_filter("isValid(datum.published)")).properties(width=360, height=220)

@@ -2,7 +2,7 @@
 
 The command lives here, not in :mod:`ddlib.run.cli`, because the ledger's
 studies are the chapters' (the layer above ``run``); ``ddlib/__main__.py``
-adds it to the command line through :data:`ddlib.run.cli.EXTRA`.  It reads
+adds it to the command line through :class:`ddlib.run.cli.Command` (see ``ddlib/__main__.py``).  It reads
 the stored rows only (nothing is trained): a claim whose runs are not stored
 is untested.  With ``--measure`` it also computes the measurements some claims
 need (quality, DCS scores, a held-out teacher's view), training the measuring
@@ -16,6 +16,7 @@ from ddlib.analysis.claims import claim_names, claims_list, ledger_csv, ledger_t
 from ddlib.chapters.ledger import Ledger
 from ddlib.core.config import PROFILES
 from ddlib.core.registry import DDLibError
+from ddlib.run.cli import Command
 
 
 def add_claims_arguments(p) -> None:
@@ -55,5 +56,5 @@ def cmd_claims(args, settings) -> None:
     print(supervision_table().to_string(index=False))
 
 
-COMMANDS = {"claims": ("print the claims ledger from the results store (nothing is trained)",
-                       add_claims_arguments, cmd_claims)}
+COMMAND = Command("claims", "print the claims ledger from the results store (nothing is trained)",
+                  add_claims_arguments, cmd_claims)

@@ -93,9 +93,15 @@ def _raw(name: str, data_dir: Optional[Path]) -> RawData:
     return SOURCES.get(name)(data_dir)
 
 
+def val_count(y: np.ndarray, val_per_class: int, val_fraction: float) -> int:
+    """Validation images per class: ``val_per_class``, at most ``val_fraction`` of the smallest class (>= 1)."""
+    smallest = int(np.bincount(y).min())
+    return max(1, min(val_per_class, int(val_fraction * smallest)))
+
+
 @functools.lru_cache(maxsize=8)
 def _load_cpu(name: str, pool_per_class: Optional[int], val_per_class: int,
-              test_limit: Optional[int], data_dir: Optional[Path] = None) -> Split:
+              test_limit: Optional[int], data_dir: Optional[Path] = None, val_fraction: float = 1.0) -> Split:
     raw = _raw(name, data_dir)
     rng = np.random.default_rng(SPLIT_SEED)
     tx, ty, ex, ey = raw.train_x, raw.train_y, raw.test_x, raw.test_y
@@ -104,7 +110,7 @@ def _load_cpu(name: str, pool_per_class: Optional[int], val_per_class: int,
         per = int(round(TEST_FRACTION * len(ty) / k))
         te, tr = _balanced_take(ty, min(per, np.bincount(ty).min() // 2), rng)
         tx, ty, ex, ey = tx[tr], ty[tr], tx[te], ty[te]
-    va, tr = _balanced_take(ty, val_per_class, rng)
+    va, tr = _balanced_take(ty, val_count(ty, val_per_class, val_fraction), rng)
     vx, vy, tx, ty = tx[va], ty[va], tx[tr], ty[tr]
     if pool_per_class is not None:
         keep, _ = _balanced_take(ty, min(pool_per_class, int(np.bincount(ty).min())), rng)
@@ -138,7 +144,7 @@ def load(name: str, profile=None, device="cpu", data_dir: Optional[Path] = None)
     if prof is None:
         prof = PROFILES.get("default")
     split = _load_cpu(name, prof.pool_per_class, prof.val_per_class, prof.test_limit,
-                      Path(data_dir) if data_dir else None)
+                      Path(data_dir) if data_dir else None, prof.val_fraction)
     return split.to(device)
 
 

@@ -25,6 +25,32 @@ SCALE, ROTATE_DEG, CROP_PAD, CUTOUT = 1.2, 15.0, 0.125, 0.5
 BRIGHTNESS, SATURATION, CONTRAST = 1.0, 2.0, 0.5
 OPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
 
+# The reference's lists (DatasetCondensation README): with flip for Fashion-MNIST and
+# CIFAR-10/100, without for digits (MNIST, SVHN), "as flip augmentation is not good for
+# digit datasets".  ``"dsa"`` names "DSA's list for this dataset": protocols and the
+# distillers' ``strategy`` default to it and resolve it with :func:`resolve`.
+AUTO = "dsa"
+DSA_FLIP = "color_crop_cutout_flip_scale_rotate"
+DSA_NO_FLIP = "color_crop_cutout_scale_rotate"
+#: datasets of digits, where a mirrored sample is another (or no) class
+DIGIT_DATASETS = ("digits", "mnist5k", "mnist", "svhn")
+
+
+def dsa_strategy(dataset: str) -> str:
+    """The reference's DSA list for ``dataset``: without flip on digits, with flip elsewhere."""
+    return DSA_NO_FLIP if dataset in DIGIT_DATASETS else DSA_FLIP
+
+
+def resolve(strategy: str, dataset: str = "") -> str:
+    """``strategy`` with the sentinel :data:`AUTO` replaced by :func:`dsa_strategy` of ``dataset``.
+
+    With no dataset named (a bare :func:`ddlib.engine.train.fit` call) :data:`AUTO`
+    is the flip-free list, safe on every dataset; the run layer always names it.
+    """
+    if strategy != AUTO:
+        return strategy
+    return dsa_strategy(dataset) if dataset else DSA_NO_FLIP
+
 
 @dataclass(frozen=True)
 class AugParams:
@@ -40,6 +66,8 @@ class AugParams:
 def parse_strategy(strategy: str):
     ops = tuple(s for s in strategy.split("_") if s)
     bad = [o for o in ops if o not in OPS]
+    if ops == (AUTO,):
+        raise DDLibError(f"augmentation {AUTO!r} must be resolved per dataset first (ddlib.engine.augment.resolve)")
     if bad:
         raise DDLibError(f"unknown augmentation op(s) {bad}; choose from {', '.join(OPS)}")
     return ops
@@ -161,6 +189,11 @@ class MixedParams:
 
     def nbytes(self) -> int:
         return self.op_ids.numel() * self.op_ids.element_size() + self.values.numel() * self.values.element_size()
+
+    def take(self, groups: torch.Tensor) -> "MixedParams":
+        """Row ``groups[i]`` for sample ``i``: (N,) long -> N rows (a siamese group shares one row)."""
+        g = groups.cpu().long()
+        return MixedParams(self.ops, self.op_ids[g], self.values[g])
 
 
 def draw_mixed(strategy: str, rows: int, gen: torch.Generator, img_size: int) -> MixedParams:

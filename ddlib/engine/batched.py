@@ -38,6 +38,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from ddlib.core.config import Protocol
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator
+from ddlib.engine import augment as aug
 from ddlib.engine.fastpath import Engine
 from ddlib.engine.regimes import FitPlan, Regime
 from ddlib.engine.train import Batches, FitResult, batch_sizes, budget_samples, fit, lr_at
@@ -110,7 +111,7 @@ def fit_many(models: Sequence[nn.Module], images_list: Sequence[torch.Tensor],
     if not can_batch(models):
         raise DDLibError("fit_many needs models of one architecture without buffers (no batch norm)")
     t0 = time.perf_counter()
-    strategy = protocol.augment if augment is None else augment
+    strategy = aug.resolve(protocol.augment if augment is None else augment)
     samples = budget_samples(budget, pool_size)
     caches = list(caches) if caches is not None else [None] * k
     for reg, im, lb, c in zip(regimes, images_list, labels_list, caches):

@@ -3,7 +3,10 @@
 ConvNet is the architecture of DC/DSA/DM/MTT (Zhao et al. 2021, Sec. 4): ``depth``
 blocks of conv3x3(width) -> norm -> ReLU -> avgpool2, then a linear classifier.
 "Instance norm" there is ``GroupNorm(width, width)`` (affine), as in the
-reference code.  Every model exposes ``embed(x) -> (N, D)`` penultimate
+reference code.  On 28 x 28 one-channel images (MNIST, Fashion-MNIST) the
+reference treats the input as 32 x 32: its first conv is padded by 3 (28 + 6 - 2
+= 32), so three blocks end on a 4 x 4 map and the embedding of ConvNet-3-128 is
+2,048 wide; ddlib does the same.  Every model exposes ``embed(x) -> (N, D)`` penultimate
 features, ``forward(x) -> (N, num_classes)`` logits, and ``stem``, the first
 module both run through (where cost meters count passes).
 """
@@ -35,7 +38,9 @@ class ConvNet(nn.Module):
     Args:
         in_chans: C of the (N, C, H, W) input.
         num_classes: K, the logits' width.
-        img_size: H (= W); each block halves it (floor), at least to 1.
+        img_size: H (= W); each block halves it (floor), at least to 1.  A 28-px
+            one-channel input is padded to 32 by the first conv (padding 3), as
+            the reference ``networks.py`` (``im_size == 28 -> (32, 32)``).
         width: channels of every conv layer.
         depth: number of conv blocks.
         norm: "instance" | "batch" | "none".
@@ -45,8 +50,12 @@ class ConvNet(nn.Module):
                  depth: int = 3, norm: str = "instance"):
         super().__init__()
         layers, c, s = [], in_chans, img_size
-        for _ in range(depth):
-            layers += [nn.Conv2d(c, width, 3, padding=1), _norm(norm, width), nn.ReLU(inplace=True)]
+        pad0 = 1
+        if in_chans == 1 and img_size == 28:
+            pad0, s = 3, 32
+        for d in range(depth):
+            layers += [nn.Conv2d(c, width, 3, padding=pad0 if d == 0 else 1), _norm(norm, width),
+                       nn.ReLU(inplace=True)]
             if s >= 2:
                 layers.append(nn.AvgPool2d(2))
                 s //= 2
@@ -80,7 +89,7 @@ class ModelSpec:
 MODELS.add("convnet", ModelSpec(ConvNet, (("width", 128), ("depth", 3), ("norm", "instance"))))
 MODELS.add("convnet_bn", ModelSpec(ConvNet, (("width", 128), ("depth", 3), ("norm", "batch"))))
 MODELS.add("convnet_nn", ModelSpec(ConvNet, (("width", 128), ("depth", 3), ("norm", "none"))))
-for _w in (16, 32, 64):
+for _w in (16, 32, 64, 256):
     MODELS.add(f"convnet_d3w{_w}", ModelSpec(ConvNet, (("width", _w), ("depth", 3), ("norm", "instance"))))
     MODELS.add(f"convnet_d3w{_w}_bn", ModelSpec(ConvNet, (("width", _w), ("depth", 3), ("norm", "batch"))))
 

@@ -31,6 +31,7 @@ from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import stream_seed
 from ddlib.core.store import Store
 from ddlib.data import Split
+from ddlib.engine import augment as aug
 from ddlib.engine.distributed import DistInfo
 from ddlib.engine.fastpath import Engine
 from ddlib.engine.models import create_model
@@ -98,6 +99,7 @@ def get_teacher(split: Split, profile: Profile, store: Store, member: int = 0, *
             res = fit(model, split.train_x, split.train_y, regime=create_regime("hl"), teachers=[],
                       budget=cfg["epochs"], pool_size=len(split.train_y),
                       protocol=PROTOCOLS.get(cfg["protocol"]), seed=cfg["seed"], quiet=quiet,
+                      augment=aug.resolve(PROTOCOLS.get(cfg["protocol"]).augment, split.meta.name),
                       desc=f"teacher {member}", dist=dist, engine=engine)
             meter.backward(res.samples_seen)
             if dist is not None:  # each rank saw its slice

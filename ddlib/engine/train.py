@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ddlib.core.config import Protocol
 from ddlib.core.seeding import generator
+from ddlib.engine import augment as aug
 from ddlib.engine import distributed
 from ddlib.engine.fastpath import Engine, Stepper, plan_step
 from ddlib.engine.regimes import FitPlan, Regime
@@ -92,7 +93,7 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
         seed: int, augment: Optional[str] = None, quiet: bool = True,
         desc: str = "train", lr: Optional[float] = None, cache=None,
         lr_schedule: Optional[torch.Tensor] = None, schedule_chunks: int = 1,
-        dist=None, engine: Union[Engine, str, None] = None) -> FitResult:
+        dist=None, engine: Union[Engine, str, None] = None, stop_at: float = 1.0) -> FitResult:
     """Train ``model`` in place on (images (M, C, H, W), labels (M,) or (M, K)).
 
     Args:
@@ -119,17 +120,23 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
             ``$DDLIB_ENGINE``), or an :class:`ddlib.engine.fastpath.Engine`
             shared with other fits (it remembers a failed compilation); it
             changes speed and float rounding, not what is computed.
+        stop_at: fraction of the run's steps to take (the schedule is still the
+            whole run's): 0.1 stops a run a tenth of the way in, at its learning
+            rate there (EL2N's early scores, Paul et al. 2021).
     """
     if lr_schedule is not None:
         return fit_schedule(model, images, labels, regime=regime, teachers=teachers,
                             protocol=protocol, lr_schedule=lr_schedule, chunks=schedule_chunks)
     t0 = time.perf_counter()
     device = images.device
-    strategy = protocol.augment if augment is None else augment
+    strategy = aug.resolve(protocol.augment if augment is None else augment)
     samples = budget_samples(budget, pool_size)
     regime.prepare(images, labels, teachers, protocol.temperature,
                    plan=FitPlan(samples, strategy, protocol.batch_size, cache))
     sizes = batch_sizes(samples, protocol.batch_size)
+    n_steps = len(sizes)  # the schedule's length, whatever the stop
+    if stop_at < 1.0:
+        sizes = sizes[:max(1, int(round(stop_at * n_steps)))]
     order, agen = Batches(len(images), generator(seed, "order")), generator(seed, "augment")
     base_lr = protocol.lr if lr is None else float(lr)
     opt = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=protocol.momentum,
@@ -145,7 +152,7 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
     loss_val = float("nan")
     for step, bs in enumerate(tqdm(sizes, desc=desc, disable=quiet, leave=False)):
         for g in opt.param_groups:
-            g["lr"] = lr_at(protocol, step, len(sizes)) * base_lr / protocol.lr
+            g["lr"] = lr_at(protocol, step, n_steps) * base_lr / protocol.lr
         idx, epoch = order.next_with_epoch(bs)
         idx = idx.to(device)
         batch = regime.batch(images, idx, epoch, strategy, agen)

@@ -33,6 +33,9 @@ class Context:
             name, None = "auto" (the run layer passes ``$DDLIB_ENGINE``).
         seed: the run seed whose teachers ``teacher()`` returns (every run
             seed has its own: :func:`ddlib.engine.teachers.teacher_seed`).
+        on_iter: called as ``on_iter(done, images)`` after each iteration by the
+            distillers that support it (dm, dc, dsa): a benchmark's checkpoints
+            along synthesis; it never changes what is computed (None in runs).
     """
 
     profile: Profile
@@ -43,6 +46,7 @@ class Context:
     budget: Optional[float] = None
     engine: Any = None
     seed: int = 0
+    on_iter: Any = None
     _teachers: List[nn.Module] = field(default_factory=list)
     _teacher_cost: Optional[Cost] = None
     _charged: Optional[Meter] = None

@@ -127,12 +127,14 @@ def dm_objective(train, images, labels, *, seed: int, ctx: Context, arch: str = 
         seed: fixes the random networks and the per-class DSA parameters.
         ctx: build context (its profile's ``synth_model`` when ``arch`` is empty).
         n_nets: random networks averaged.
-        strategy: DSA ops; one op and one parameter row per class, shared by both sides.
+        strategy: DSA ops ("dsa" = the reference's list for the dataset); one op and one
+            parameter row per class, shared by both sides (as the ``dm`` distiller).
 
     Returns:
         mean over networks of sum_c ||mean psi(A(R_c)) - mean psi(A(S_c))||^2.
     """
     arch = arch or ctx.profile.synth_model
+    strategy = aug.resolve(strategy, train.meta.name)
     k, device = train.num_classes, train.train_x.device
     y = hard_labels(labels).to(device)
 
@@ -141,16 +143,17 @@ def dm_objective(train, images, labels, *, seed: int, ctx: Context, arch: str = 
         for i in range(n_nets):
             g = generator(seed, f"dcs-dm-aug-{i}")
             net = _net(arch, train, stream_seed(seed, f"dcs-dm-net-{i}")).train()
-            params = aug.draw(strategy, k, g, train.meta.img_size)
+            params = aug.draw_mixed(strategy, k, g, train.meta.img_size)
             with torch.no_grad():
-                real = class_means(net.embed(aug.apply(train.train_x, params, train.train_y)), train.train_y, k)
+                real = class_means(net.embed(aug.apply_mixed(train.train_x, params.take(train.train_y))),
+                                   train.train_y, k)
             out.append((net, params, real))
         return out
 
     total = 0.0
     for net, params, real in _cache(cache).get(("dm", _data_key(train), arch, seed, n_nets, strategy), draws):
         with torch.no_grad():
-            syn = class_means(net.embed(aug.apply(images.to(device), params, y)), y, k)
+            syn = class_means(net.embed(aug.apply_mixed(images.to(device), params.take(y))), y, k)
         total += float(((real - syn) ** 2).sum())
     return total / n_nets
 
@@ -227,6 +230,7 @@ def mtt_objective(train, images, labels, *, seed: int, ctx: Context, arch: str =
     """
     prof = ctx.profile
     arch = arch or prof.synth_model
+    strategy = aug.resolve(strategy, train.meta.name)
     d = mtt_defaults(prof, len(images) // max(1, train.num_classes))
     m_ep = d["expert_epochs"]
     max_start = min(d["max_start_epoch"], d["expert_epochs_total"] - m_ep + 1)

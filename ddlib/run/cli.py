@@ -1,4 +1,7 @@
-"""Command line: ``python -m ddlib {list,describe,run,results,book,grid}`` (and ``claims``, see :data:`EXTRA`).
+"""Command line: ``python -m ddlib {list,describe,run,results,book,grid,check,claims}``.
+
+``check`` and ``claims`` live in the chapters layer (they resolve the chapters'
+grids) and are handed in by ``ddlib/__main__.py`` as :class:`Command` objects.
 
 ``torchrun --nproc_per_node=N -m ddlib run ...`` trains data-parallel
 (:mod:`ddlib.engine.distributed`); ``grid --ray ADDRESS`` runs a grid on Ray
@@ -17,7 +20,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Callable, Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, List, Optional, Sequence
 
 from ddlib.core.config import PROFILES, PROTOCOLS, RunConfig
 from ddlib.core.registry import DDLibError
@@ -38,6 +42,19 @@ from ddlib.run.settings import Settings
 # commands of the layers above (``python -m ddlib claims``: the chapters' ledger), added by
 # ddlib/__main__.py before main runs: name -> (help, add_arguments(parser), command(args, settings))
 EXTRA: Dict[str, Tuple[str, Callable, Callable]] = {}
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand contributed by a higher layer (``ddlib/__main__.py`` passes chapters' ``check``).
+
+    ``add_args(parser)`` declares its options; ``run(args, settings)`` does it.
+    """
+
+    name: str
+    help: str
+    add_args: Callable[[Any], None]
+    run: Callable[[Any, Any], None]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -128,7 +145,8 @@ def cmd_grid(args, settings) -> None:
         raise DDLibError(f"{len(summary.failed)} grid run(s) failed")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[List[str]] = None, commands: Sequence[Command] = ()) -> int:
+    """The command line; ``commands``: extra subcommands from the layers above (``check``)."""
     p = _Parser(prog="python -m ddlib", description="ddbook's dataset-distillation study")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     sub.add_parser("list", help="registered datasets, models, methods, regimes, profiles")
@@ -169,14 +187,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     g.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs each Ray task asks for")
     g.add_argument("--ray-memory-gb", type=float, default=2.0, help="memory each Ray task asks for")
     g.add_argument("--quiet", action="store_true")
-    for name, (help_, add_args, _) in EXTRA.items():
-        add_args(sub.add_parser(name, help=help_))
+    for c in commands:
+        c.add_args(sub.add_parser(c.name, help=c.help))
     logging.basicConfig(level=logging.INFO, format="ddlib: %(message)s", stream=sys.stderr)
     try:
         args = p.parse_args(argv)
         settings = Settings.from_env()  # the one read; a bad $DDLIB_ENGINE fails before anything is built
         {"list": cmd_list, "describe": cmd_describe, "run": cmd_run, "results": cmd_results, "book": cmd_book,
-         "grid": cmd_grid, **{n: c for n, (_, _, c) in EXTRA.items()}}[args.cmd](args, settings)
+         "grid": cmd_grid, **{c.name: c.run for c in commands}}[args.cmd](args, settings)
     except DDLibError as e:
         print(f"ddlib: error: {e}", file=sys.stderr)
         return 2

@@ -105,7 +105,7 @@ def _train_and_store(cfgs: Sequence[RunConfig], store: Store, quiet: bool, setti
         results = fit_many([p.model for p in plans], [p.images for p in plans], [p.labels for p in plans],
                            regimes=[p.regime for p in plans], teachers=a.teachers, budget=a.budget,
                            pool_size=a.pool_size, protocol=a.protocol, seeds=[p.r.seed for p in plans],
-                           lr=a.lr, caches=[p.fit_args.cache for p in plans])
+                           augment=a.augment, lr=a.lr, caches=[p.fit_args.cache for p in plans])
     for p, res in zip(plans, results):
         runner.finish(p, res)
     return len(plans)

@@ -34,6 +34,7 @@ from ddlib.core.seeding import pick_device, stream_seed
 from ddlib.core.store import Store
 from ddlib.data import Split, load
 from ddlib.data.sources import SOURCES
+from ddlib.engine import augment as aug
 from ddlib.engine.batched import FitArgs
 from ddlib.engine.distributed import DistInfo
 from ddlib.engine.fastpath import Engine
@@ -44,6 +45,8 @@ from ddlib.engine.train import FitResult, evaluate, fit
 from ddlib.methods.build import build_key, condensed_set, method_family
 from ddlib.methods.context import check_ipc
 from ddlib.methods.describe import check_hparams
+from ddlib.methods.distill.dd import seeded_xavier
+from ddlib.methods.distill.rded import decode_mosaics
 from ddlib.run.settings import Settings, resolve
 
 log = logging.getLogger("ddlib")
@@ -138,6 +141,7 @@ class RunPlan:
         r = self.r
         return FitArgs(self.model, self.images, self.labels, regime=self.regime, teachers=self.teachers,
                        budget=r.budget, pool_size=len(self.split.train_y), protocol=self.protocol,
+                       augment=aug.resolve(self.protocol.augment, self.split.meta.name),
                        lr=self.lr, seed=r.seed, quiet=self.quiet,
                        desc=f"{r.method} ipc={r.ipc} {r.regime} B={r.budget:g}",
                        cache=(self.store, build_key(r)), lr_schedule=self.lr_schedule,
@@ -172,6 +176,9 @@ def prepare(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[s
     split = load(r.dataset, prof, dev, data_dir=settings.data)
     check_ipc(split, r.ipc)
     images, labels, cost, extras = condensed_set(r, split, store, quiet, engine=engine)
+    factor = int(extras.get("decode_factor", 1))
+    if factor > 1:  # a set of mosaics (cim) trains on its decoded patches, as its reference evaluator
+        images, labels = decode_mosaics(images, labels, factor)
     protocol = PROTOCOLS.get(r.protocol)
     lr = protocol.lr
     if r.eval_lr == "learned":
@@ -196,6 +203,8 @@ def prepare(cfg: RunConfig, store: Optional[Store] = None, *, device: Optional[s
     m = split.meta
     model = create_model(r.model, m.num_classes, m.in_chans, m.img_size,
                          seed=stream_seed(r.seed, "init")).to(dev)
+    if extras.get("weight_init") == "xavier":  # a set learnt on Xavier-initialised networks (dd)
+        model = seeded_xavier(r.model, m.num_classes, m, stream_seed(r.seed, "init")).to(dev)
     if schedule is not None and "init_state" in extras:  # a set learnt for one fixed init
         try:
             model.load_state_dict(extras["init_state"])

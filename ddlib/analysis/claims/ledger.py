@@ -15,7 +15,7 @@ import pandas as pd
 
 from ddlib.analysis.claims.rules import CLAIMS, RULE, Measured
 
-LEDGER_PAGE = "09_claims.ipynb"
+LEDGER_PAGE = "10_claims.ipynb"
 COLUMNS = ["claim", "source", "where", "statement", "chapters", "test", "rule", "verdict", "evidence", "pooled",
            "support", "against", "unclear"]
 

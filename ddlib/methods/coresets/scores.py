@@ -7,10 +7,10 @@ pool under the profile's protocol, without augmentation:
 * ``el2n`` -- Paul et al., *Deep Learning on a Data Diet* (NeurIPS 2021),
   Sec. 2: ``EL2N(x, y) = E_w ||softmax(f_w(x)) - onehot(y)||_2`` early in
   training, the expectation taken over ``n_models`` independently initialised
-  networks.  Here each network is a complete short run of ``epochs`` epochs
-  (cosine schedule to zero, as every ``fit`` run), not the first epochs of a
-  long run; the data-diet paper scores at epoch ~10-20 of 200 on CIFAR, the
-  default here is ``max(1, teacher_epochs // 4)``.
+  networks.  As the paper (epoch 20 of a 200-epoch CIFAR-10 run), each network
+  is a run scheduled for ``epochs`` epochs (default ``teacher_epochs``) and
+  scored after :data:`EL2N_AT` (a tenth) of its steps, at the learning rate
+  it has there, not at the end of an annealed run.
 * ``forgetting`` -- Toneva et al., *An Empirical Study of Example Forgetting
   during Deep Neural Network Learning* (ICLR 2019), Sec. 2: the number of
   forgetting events (correct at one presentation, misclassified at the next)
@@ -55,6 +55,7 @@ from ddlib.engine.regimes import HardLabels, create_regime
 log = logging.getLogger("ddlib")
 
 KINDS = ("el2n", "forgetting")
+EL2N_AT = 0.1  # EL2N scores a tenth of the way into training (Paul et al. 2021: epoch 20 of 200)
 #: hyperparameters every score-based selector forwards to :func:`get_scores`
 SCORE_HP = ("epochs", "n_models", "score_seed")
 
@@ -63,8 +64,8 @@ def score_hparams(kinds: Tuple[str, ...]) -> Tuple[HParam, ...]:
     """The declared score hyper-parameters (:data:`SCORE_HP`) of a selector on scores ``kinds``."""
     models = tuple(f"scores.{k}_models" for k in kinds)
     return (
-        HParam("epochs", int, None, "epochs", "length of each scoring run; unset or 0 = EL2N "
-               "max(1, teacher_epochs // 4), forgetting teacher_epochs", "scale-down of the papers' runs",
+        HParam("epochs", int, None, "epochs", "length of each scoring run (EL2N scores it a tenth of the way "
+               "in); unset or 0 = teacher_epochs", "scale-down of the papers' runs (200 epochs on CIFAR)",
                profile=("teacher_epochs",), low=0),
         HParam("n_models", int, None, "networks", "scoring networks averaged (EL2N) or summed "
                "(forgetting); unset or 0 = the profile's", "paper on paper (10 EL2N, 5 forgetting); "
@@ -111,8 +112,8 @@ def forgetting_counts(history: torch.Tensor) -> torch.Tensor:
 
 # -- defaults -----------------------------------------------------------------
 def default_epochs(kind: str, profile) -> int:
-    """EL2N: ``max(1, teacher_epochs // 4)`` (early in training); forgetting: ``teacher_epochs``."""
-    return max(1, profile.teacher_epochs // 4) if kind == "el2n" else max(1, profile.teacher_epochs)
+    """Both: ``teacher_epochs`` (EL2N's run is stopped at :data:`EL2N_AT` of it)."""
+    return max(1, profile.teacher_epochs)
 
 
 def default_n_models(kind: str, profile) -> int:
@@ -189,7 +190,8 @@ def _compute(kind: str, train, ctx, seed: int, epochs: int, n_models: int) -> Tu
             regime = _RecordingHL(n, epochs) if kind == "forgetting" else create_regime("hl")
             res = _train.fit(model, x, y, regime=regime, teachers=[], budget=epochs, pool_size=n,
                       protocol=protocol, seed=s, augment="", quiet=ctx.quiet,
-                      desc=f"{kind} scorer {i}", engine=ctx.engine)
+                      desc=f"{kind} scorer {i}", engine=ctx.engine,
+                      stop_at=EL2N_AT if kind == "el2n" else 1.0)
             meter.backward(res.samples_seen)
             if kind == "el2n":
                 total += el2n(_train.predict_logits(model, x), y).cpu()
@@ -207,6 +209,7 @@ def score_config(kind: str, train, ctx, *, seed: int, epochs=None, n_models=None
             "arch": prof.model, "protocol": prof.protocol,
             "epochs": int(epochs or default_epochs(kind, prof)),
             "n_models": int(n_models or default_n_models(kind, prof)),
+            "stop_at": EL2N_AT if kind == "el2n" else 1.0,
             "seed": int(seed), "version": __version__}
 
 

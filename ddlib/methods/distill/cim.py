@@ -1,35 +1,36 @@
-"""CIM: condensing datasets directly with minimal information loss (2026).
+"""CIM: condensing datasets directly with minimal information loss (Shang, Sun et al., ECCV 2026).
 
-No public reference code was found; this follows the method's description:
+Reference code: ``LINs-lab/CIM`` (``condense/condense.py``, ``argument.py``,
+its CIFAR scripts); written here from the paper and that code:
 
-1. Anchors: per class, the ``f^2 * ipc`` real images (of ``n_real`` drawn) with
-   the lowest teacher cross-entropy on their class, downsampled to ``H / f``
-   and tiled ``f x f`` into ``ipc`` mosaics (as RDED's patches,
-   :func:`ddlib.methods.distill.rded.tile`); the description's ``f`` is 2.
+1. Anchors: per class, the ``f^2 * ipc`` real images (of ``n_real`` drawn, the
+   reference's ``mipc`` 300) with the lowest teacher cross-entropy on their
+   class, downsampled to ``H / f`` and tiled ``f x f`` into ``ipc`` mosaics
+   (as RDED's patches, :func:`ddlib.methods.distill.rded.tile`); ``f`` is 2, the
+   reference's default on every dataset (its CIFAR scripts leave it at 2).
 2. Information recovery: an additive residual ``R`` (init zero, so step 0 is
-   the anchor mosaic) is optimised with AdamW so that every synthetic patch,
-   resized back to full resolution, has the teacher's penultimate features
-   (``embed``) of its own anchor::
+   the anchor mosaic) is optimised with AdamW (lr 0.01, weight decay 0.01, 200
+   steps: the reference's) so that every synthetic patch, resized back to full
+   resolution, has the teacher's features of its own anchor::
 
        L(R) = mean_j || f(A(up(P_j(M + R)))) - f(A(a_j)) ||_1
 
    with ``P_j`` the j-th patch, ``a_j`` its anchor at full resolution, ``A`` the
-   same DSA op and parameters for both (siamese, Zhao & Bilen 2021).  This
-   puts back what the downsampling lost, as seen by the teacher.  The set is
-   clipped to the data's valid pixel range after every step (the residual
-   cannot push pixels where no image lives).
-3. Labels: from the teacher, through the training regime (``slkd`` online,
+   same DSA op and parameters for both (siamese).  The reference sums the
+   per-sample mean over a class's batch (its ``l1_mean``), a constant factor
+   that Adam's normalised step does not see.  The set is clipped to the
+   data's valid pixel range after every step.
+3. Evaluation: the set is stored as mosaics (K * ipc images, the storage
+   budget) and, as the reference's evaluator (``crop_method="factor"``, IDC's
+   multi-formation), a student trains on the decoded patches, each upsampled
+   to full size (``extras["decode_factor"]``, applied by the runner;
+   :func:`ddlib.methods.distill.rded.decode_mosaics`).
+4. Labels: from the teacher, through the training regime (``slkd`` online,
    ``slkd_stored`` replayed, ``sl`` once per image).
 
-``factor = 0`` (auto) tiles like RDED (:func:`ddlib.methods.distill.rded.auto_settings`):
-2 x 2 from 128 px, whole images below, because a student trained on mosaics
-of half-size patches is tested on whole images.  Measured with the smoke
-profile (digits, 8 px; hl, budget 2, seed 0) factor 2 gave 0.09 at ipc 1 and
-10 (chance; the teacher classifies the anchor mosaics at 0.23), and RDED with
-factor 2 on 28 px Fashion-MNIST (default profile, ipc 10, budget 3) 0.03 / 0.19
-/ 0.27 under hl / sl / slkd against 0.69 / 0.69 / 0.71 with factor 1.  At
-factor 1 nothing is lost, the loss and its gradient are zero at ``R = 0``, so
-the optimisation is skipped and the set is the anchors themselves.
+Deviations: the features are the teacher's penultimate ones (``embed``), where
+the reference takes an intermediate block (``--depth``); the DSA ops default
+to the reference's ``crop_cutout_flip`` without ``flip`` on digits.
 """
 from __future__ import annotations
 
@@ -42,9 +43,7 @@ from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator
 from ddlib.engine import augment as aug
 from ddlib.methods.distill import register
-from ddlib.methods.distill.dm import DSA_STRATEGY, STRATEGY_HP
 from ddlib.methods.distill.rded import (
-    auto_settings,
     class_real,
     downsample,
     patch_size,
@@ -53,6 +52,8 @@ from ddlib.methods.distill.rded import (
     true_class_ce,
     untile,
 )
+
+CIM_STRATEGY = aug.AUTO  # the reference's "crop_cutout_flip" ("crop_cutout" on digits)
 
 
 def alignment_loss(teacher, residual: torch.Tensor, mosaics: torch.Tensor, anchors: torch.Tensor,
@@ -88,38 +89,42 @@ def lowest_ce_anchors(train, teacher, k: int, count: int, n_real: int, gen: torc
 
 @register("cim", hparams=(
     HParam("iters", int, 0, "iterations", "AdamW steps on the residual; 0 = min(synth_iters, 200)",
-           "scale-down (no public reference)", profile=("synth_iters",), low=0),
+           "reference code on paper (200); scale-down elsewhere", profile=("synth_iters",), low=0),
     HParam("lr", float, 0.01, "per AdamW step", "AdamW learning rate on the residual (normalised pixels)",
-           "ddlib (no public reference)", low=0.0),
+           "reference code", low=0.0),
     HParam("weight_decay", float, 0.01, "per AdamW step", "AdamW weight decay on the residual",
-           "ddlib (no public reference)", low=0.0),
+           "reference code (PyTorch's AdamW default)", low=0.0),
     HParam("n_real", int, 300, "images per class", "real images scored per class for the anchors (0 = all)",
            "reference code (RDED's mipc)", low=0),
-    STRATEGY_HP,
-    HParam("factor", int, 0, "patches per side", "patches per side of a mosaic; 0 = auto (RDED's rule)",
-           "reference code (RDED's scripts)", low=0),
+    HParam("strategy", str, CIM_STRATEGY, "", "DSA ops, '_'-separated ('' = none; 'dsa' = the reference's "
+           "crop_cutout_flip, without flip on digits)", "reference code"),
+    HParam("factor", int, 2, "patches per side", "patches per side of a mosaic (1 = whole images: "
+           "the anchors unchanged, a coreset)", "reference code", low=1),
     HParam("teacher_arch", str, "", "", "the teacher; '' = the profile's teacher_model", "ddlib",
            profile=("teacher_model",))))
 def distill_cim(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr: float = 0.01,
-                weight_decay: float = 0.01, n_real: int = 300, strategy: str = DSA_STRATEGY,
-                factor: int = 0, teacher_arch: str = ""):
+                weight_decay: float = 0.01, n_real: int = 300, strategy: str = CIM_STRATEGY,
+                factor: int = 2, teacher_arch: str = ""):
     """Anchor mosaics plus a feature-aligned residual.
 
     Args:
         iters: AdamW steps on the residual (profile's ``synth_iters`` capped at 200 when 0).
         lr, weight_decay: AdamW settings on the residual (normalised pixel units).
         n_real: real images scored per class for the anchors (0 = all).
-        strategy: DSA ops shared by patches and anchors each step ("" = none).
-        factor: patches per side of a mosaic (0 = auto, see the module docstring).
+        strategy: DSA ops shared by patches and anchors each step ("" = none; "dsa" =
+            the reference's ``crop_cutout_flip``, without flip on digits).
+        factor: patches per side of a mosaic (2, the reference's).
         teacher_arch: the teacher ("" = the profile's teacher).
 
     Returns:
         images (K*ipc, C, H, W), hard labels (K*ipc,), extras with the loss
         curve, the anchor mosaics ``anchor_mosaic`` (step 0 of the set), the
-        resolved ``factor``, the steps run ``iters`` and ``teacher_arch``.
+        ``factor`` and ``decode_factor`` (the runner trains on the decoded patches),
+        the steps run ``iters`` and ``teacher_arch``.
     """
     m = train.meta
-    factor, _ = auto_settings(m.img_size, factor, 0.0)
+    if strategy == aug.AUTO:
+        strategy = "crop_cutout" if m.name in aug.DIGIT_DATASETS else "crop_cutout_flip"
     size = patch_size(m.img_size, factor)
     iters = iters or min(ctx.profile.synth_iters, 200)
     if factor == 1:
@@ -148,4 +153,5 @@ def distill_cim(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr: float = 
     labels = torch.arange(k, device=device).repeat_interleave(ipc)
     return (mosaics + residual).detach(), labels, {
         "loss_curve": torch.tensor(losses), "final_loss": losses[-1] if losses else 0.0,
-        "anchor_mosaic": mosaics.cpu(), "factor": factor, "iters": iters, "teacher_arch": arch}
+        "anchor_mosaic": mosaics.cpu(), "factor": factor, "decode_factor": factor, "iters": iters,
+        "teacher_arch": arch}

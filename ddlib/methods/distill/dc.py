@@ -11,8 +11,12 @@ matching objective, Eq. 9 of the paper)::
 "ours" metric), see :func:`gradient_distance`.  One *iteration* draws a fresh
 network; ``outer_loop`` times it takes one SGD step on ``S`` (lr 0.1,
 momentum 0.5) and, except after the last, trains the network for
-``inner_loop`` epochs on the detached ``S`` (lr 0.01, momentum 0.5, batches
-of ``batch_train``: one step per epoch when ``K * ipc <= batch_train``).
+``inner_loop`` epochs on the detached ``S`` (plain SGD, lr 0.01, no momentum,
+as the reference ``main.py``; batches of ``batch_train``: one step per epoch
+when ``K * ipc <= batch_train``).  DC's images start from N(0, 1) noise on
+``paper`` (the reference's ``--init noise`` default) and from random real
+images on the CPU profiles (profile field ``gradient_matching.dc_init``); DSA's
+always from real images (its README's ``--init real``).
 
 DSA (Zhao & Bilen, ICML 2021) is the same loop with siamese augmentation; it
 lives here as :func:`match_gradients` with a non-empty ``strategy`` and is
@@ -36,6 +40,7 @@ from tqdm import tqdm
 
 from ddlib.core.config import nearest_ipc
 from ddlib.core.hparams import HParam
+from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator, stream_seed
 from ddlib.engine import augment as aug
 from ddlib.engine.models import create_model
@@ -150,7 +155,7 @@ def _train_net(net, opt, x, y, epochs: int, batch: int, strategy: str, g, g_aug,
 def match_gradients(train, ipc: int, *, seed: int, ctx, strategy: str = "", iters: int = 0,
                     outer_loop: int = 0, inner_loop: int = 0, lr_img: float = 0.1,
                     lr_net: float = 0.01, batch_real: int = 0, batch_train: int = 256,
-                    model: str = ""):
+                    model: str = "", init: str = "real"):
     """Distil ``ipc`` images per class by gradient matching (DC, or DSA with ``strategy``).
 
     Args:
@@ -167,13 +172,14 @@ def match_gradients(train, ipc: int, *, seed: int, ctx, strategy: str = "", iter
             at least 1).
         inner_loop: network epochs on ``S`` between image updates; 0 = as ``outer_loop``.
         lr_img: SGD learning rate on pixels (momentum 0.5).
-        lr_net: SGD learning rate of the inner loop (momentum 0.5).
+        lr_net: SGD learning rate of the inner loop (plain SGD, no momentum).
         batch_real: real images per class per outer step (profile's when 0).
         batch_train: minibatch of the inner loop.
         model: matched architecture (profile's ``synth_model`` when empty).
+        init: "real" (random real images) or "noise" (N(0, 1) in normalised units).
 
     Returns:
-        images (K*ipc, C, H, W) initialised from random real images, hard
+        images (K*ipc, C, H, W) initialised by ``init``, hard
         labels (K*ipc,), extras with ``loss_curve`` (per iteration, the loss per
         class and outer step), ``final_loss`` and the loop counts used.
     """
@@ -185,8 +191,13 @@ def match_gradients(train, ipc: int, *, seed: int, ctx, strategy: str = "", iter
     batch_real = batch_real or prof.synth_batch_real
     arch = model or prof.synth_model
     k, device = train.num_classes, train.train_x.device
+    strategy = aug.resolve(strategy, m.name)
     g, g_aug = generator(seed, "synth"), generator(seed, "synth-dsa")
     pools, syn, labels = real_init(train, ipc, g)
+    if init == "noise":
+        syn = torch.randn(syn.shape, generator=g).to(device).requires_grad_(True)
+    elif init != "real":
+        raise DDLibError(f"init must be 'noise' or 'real', got {init!r}")
     opt_img = torch.optim.SGD([syn], lr=lr_img, momentum=0.5)
     curve = []
     for it in tqdm(range(iters), desc=f"{'dsa' if strategy else 'dc'} ipc={ipc}", disable=ctx.quiet,
@@ -194,7 +205,7 @@ def match_gradients(train, ipc: int, *, seed: int, ctx, strategy: str = "", iter
         net = create_model(arch, k, m.in_chans, m.img_size, seed=stream_seed(seed, f"dc-net-{it}")).to(device)
         ctx.meter.watch(net)
         params = list(net.parameters())
-        opt_net = torch.optim.SGD(params, lr=lr_net, momentum=0.5)
+        opt_net = torch.optim.SGD(params, lr=lr_net)  # plain SGD, as the reference's inner loop
         total = 0.0
         for step in range(outer):
             bn_batch = torch.cat([_sample(ix, BN_PER_CLASS, g) for ix in pools]).to(device)
@@ -217,6 +228,8 @@ def match_gradients(train, ipc: int, *, seed: int, ctx, strategy: str = "", iter
                 _train_net(net, opt_net, syn.detach(), labels, inner, batch_train, strategy, g, g_aug,
                            ctx.meter)
         curve.append(total / (k * outer))
+        if ctx.on_iter is not None:
+            ctx.on_iter(it + 1, syn.detach())
     extras = {"loss_curve": torch.tensor(curve), "final_loss": curve[-1] if curve else float("nan"),
               "outer_loop": outer, "inner_loop": inner}
     return syn.detach(), labels, extras
@@ -235,7 +248,7 @@ GM_HPARAMS = (
            "paper on paper; scale-down elsewhere", profile=("gradient_matching.loop_divisor",), low=0),
     HParam("lr_img", float, 0.1, "per SGD step", "SGD learning rate on the pixels (momentum 0.5)",
            "reference code", low=0.0),
-    HParam("lr_net", float, 0.01, "per SGD step", "SGD learning rate of the inner loop (momentum 0.5)",
+    HParam("lr_net", float, 0.01, "per SGD step", "SGD learning rate of the inner loop (no momentum)",
            "reference code", low=0.0),
     BATCH_REAL_HP,
     HParam("batch_train", int, 256, "images", "minibatch of the inner loop", "reference code", low=1),
@@ -243,19 +256,25 @@ GM_HPARAMS = (
 )
 
 
-@register("dc", hparams=GM_HPARAMS)
+@register("dc", hparams=GM_HPARAMS + (
+    HParam("init", str, "", "", "initial images: 'noise' (N(0, 1)) or 'real'; '' = the profile's "
+           "gradient_matching.dc_init", "reference code on paper (noise); scale-down elsewhere (real)",
+           profile=("gradient_matching.dc_init",), choices=("", "noise", "real")),))
 def distill_dc(train, ipc: int, *, seed: int, ctx, iters: int = 0, outer_loop: int = 0, inner_loop: int = 0,
                lr_img: float = 0.1, lr_net: float = 0.01, batch_real: int = 0, batch_train: int = 256,
-               model: str = ""):
+               model: str = "", init: str = ""):
     """DC (Zhao, Mopuri & Bilen, ICLR 2021): gradient matching without augmentation.
 
     Args:
         iters, outer_loop, inner_loop, lr_img, lr_net, batch_real, batch_train, model:
             see :func:`match_gradients`.
+        init: initial images ("" = the profile's ``gradient_matching.dc_init``: noise
+            on ``paper``, as the reference, real images on the CPU profiles).
 
     Returns:
         images (K*ipc, C, H, W), hard labels (K*ipc,), extras with the loss curve.
     """
     return match_gradients(train, ipc, seed=seed, ctx=ctx, strategy="", iters=iters, outer_loop=outer_loop,
                            inner_loop=inner_loop, lr_img=lr_img, lr_net=lr_net, batch_real=batch_real,
-                           batch_train=batch_train, model=model)
+                           batch_train=batch_train, model=model,
+                           init=init or ctx.profile.gradient_matching.dc_init)

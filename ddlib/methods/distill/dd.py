@@ -30,6 +30,13 @@ network initialisation ``theta_0``, seeded by
 that the evaluation can replay it; ``init="random"`` draws a fresh
 ``theta_0`` every iteration (the paper's "unknown random init").
 
+Initialisation: on ``paper`` as the reference's default ``--init xavier``
+(gain 1), every conv and linear weight Xavier-normal and its bias zero, norm
+layers weight 1 and bias 0 (:func:`xavier_init`), for the fixed ``theta_0`` and
+for every fresh one; the evaluation of a random-init set draws its network the
+same way (``extras["weight_init"]``).  The CPU profiles keep PyTorch's default
+init, with which their step sizes were tuned (profile field ``dd.weight_init``).
+
 Network: the student architecture of the profile (``profile.model``, a
 ConvNet; the paper uses LeNet on MNIST) unless ``model`` is given, because the
 paper's evaluation replays the learnt steps on the very architecture (and,
@@ -108,6 +115,35 @@ def unroll(net: torch.nn.Module, theta: Dict[str, torch.Tensor], buffers: Dict[s
     return theta
 
 
+def xavier_init(net: torch.nn.Module) -> torch.nn.Module:
+    """The reference's ``init_weights(init='xavier', init_param=1)``, in place (uses the global RNG).
+
+    Conv and linear weights ``~ N(0, 2 / (fan_in + fan_out))`` (Xavier-normal,
+    gain 1), their biases 0; norm layers' weight 1 and bias 0.
+    """
+    for mod in net.modules():
+        if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)):
+            torch.nn.init.xavier_normal_(mod.weight, gain=1.0)
+            if mod.bias is not None:
+                torch.nn.init.zeros_(mod.bias)
+        elif isinstance(mod, (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm)):
+            if mod.weight is not None:
+                torch.nn.init.ones_(mod.weight)
+                torch.nn.init.zeros_(mod.bias)
+    return net
+
+
+def seeded_xavier(arch: str, k: int, m, seed: int, init: str = "xavier") -> torch.nn.Module:
+    """Architecture ``arch`` for ``m`` (DatasetMeta) with :func:`xavier_init` weights drawn from ``seed``
+    (``init="pytorch"``: PyTorch's own initialisation, from the same seed)."""
+    if init == "pytorch":
+        return create_model(arch, k, m.in_chans, m.img_size, seed=seed)
+    net = create_model(arch, k, m.in_chans, m.img_size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return xavier_init(net)
+
+
 def _start(net: torch.nn.Module) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
     theta = {n: p.detach().clone().requires_grad_(True) for n, p in net.named_parameters()}
     buffers = {n: b.detach().clone() for n, b in net.named_buffers()}
@@ -133,13 +169,19 @@ def _start(net: torch.nn.Module) -> Tuple[Dict[str, torch.Tensor], Dict[str, tor
     HParam("lr_lr", float, 0.0, "per Adam step", "Adam lr on the raw step sizes; 0 = the profile's dd.adam_lr",
            "reference code on paper (0.01); scale-down elsewhere", profile=("dd.adam_lr",), low=0.0),
     HParam("batch_real", int, 0, "images per class", "real images per class in each objective; "
-           "0 = max(8, synth_batch_real // 8)", "scale-down", profile=("synth_batch_real",), low=0),
+           "0 = the profile's dd.batch_real, or when that is 0 max(8, synth_batch_real // 8)",
+           "reference code on paper (1,024 images: 102 per class); scale-down elsewhere",
+           profile=("dd.batch_real", "synth_batch_real"), low=0),
     HParam("model", str, "", "", "learner architecture; '' = the profile's student model", "ddlib",
-           profile=("model",))))
+           profile=("model",)),
+    HParam("weight_init", str, "", "", "learner init: 'xavier' (gain 1, zero biases) or 'pytorch' (its default); "
+           "'' = the profile's dd.weight_init", "reference code on paper (xavier); tuned elsewhere (PyTorch's "
+           "default, with which the CPU step sizes were tuned)", profile=("dd.weight_init",),
+           choices=("", "xavier", "pytorch"))))
 def distill_dd(train, ipc: int, *, seed: int, ctx, iters: int = 0, steps: int = 0,
                epochs: int = PAPER_EPOCHS, init: str = "fixed", images: str = "noise",
                lr_init: float = 0.0, lr_img: float = -1.0, lr_lr: float = 0.0, batch_real: int = 0,
-               model: str = ""):
+               model: str = "", weight_init: str = ""):
     """Distil ``ipc`` images per class and ``steps * epochs`` learning rates.
 
     Args:
@@ -162,6 +204,7 @@ def distill_dd(train, ipc: int, *, seed: int, ctx, iters: int = 0, steps: int = 
             profile 8 instead of 16 costs 0.2 points of the fixed-init
             accuracy and a third of the time).
         model: learner architecture (profile's student ``model`` when empty).
+        weight_init: "xavier" or "pytorch" ("" = the profile's ``dd.weight_init``).
 
     Returns:
         images (K*ipc, C, H, W) step-major, hard labels (K*ipc,), extras:
@@ -183,8 +226,9 @@ def distill_dd(train, ipc: int, *, seed: int, ctx, iters: int = 0, steps: int = 
     lr_init = lr_init or prof.dd.lr_init
     lr_img = lr_img if lr_img >= 0 else prof.dd.adam_lr
     lr_lr = lr_lr or prof.dd.adam_lr
-    batch_real = batch_real or max(8, prof.synth_batch_real // 8)
+    batch_real = batch_real or prof.dd.batch_real or max(8, prof.synth_batch_real // 8)
     arch = model or prof.model
+    weight_init = weight_init or prof.dd.weight_init
     k, device = train.num_classes, train.train_x.device
     per = ipc // steps
     g = generator(seed, "synth")
@@ -205,14 +249,14 @@ def distill_dd(train, ipc: int, *, seed: int, ctx, iters: int = 0, steps: int = 
     decay_every = max(1, iters // DECAYS)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=decay_every, gamma=0.5)
 
-    net = create_model(arch, k, m.in_chans, m.img_size, seed=stream_seed(seed, "dd-init")).to(device)
+    net = seeded_xavier(arch, k, m, stream_seed(seed, "dd-init"), weight_init).to(device)
     init_state = {n: t.detach().cpu().clone() for n, t in net.state_dict().items()}
     net.train()
     ctx.meter.watch(net)
     losses = []
     for it in tqdm(range(iters), desc=f"dd ipc={ipc} {init}", disable=ctx.quiet, leave=False):
         if init == "random":
-            fresh = create_model(arch, k, m.in_chans, m.img_size, seed=stream_seed(seed, f"dd-net-{it}"))
+            fresh = seeded_xavier(arch, k, m, stream_seed(seed, f"dd-net-{it}"), weight_init)
             net.load_state_dict(fresh.state_dict())
         theta, buffers = _start(net)
         real_idx = torch.cat([ix[torch.randint(len(ix), (batch_real,), generator=g)] for ix in pools])
@@ -229,7 +273,7 @@ def distill_dd(train, ipc: int, *, seed: int, ctx, iters: int = 0, steps: int = 
         ctx.meter.backward(len(real) + 2 * len(lrs) * per * k)
         losses.append(float(loss.detach()))
     extras = {"lrs": F.softplus(raw_lrs).detach().cpu(), "steps": steps, "epochs": epochs,
-              "init": init, "images": images, "loss_curve": torch.tensor(losses),
+              "init": init, "images": images, "weight_init": weight_init, "loss_curve": torch.tensor(losses),
               "final_loss": losses[-1] if losses else float("nan")}
     if init == "fixed":
         extras["init_state"] = init_state

@@ -5,11 +5,14 @@ trained) and minimises, over the synthetic images ``S`` (Eq. 4 of the paper)::
 
     sum_c || mean_{x in R_c} psi(A(x, w_c)) - mean_{s in S_c} psi(A(s, w_c)) ||^2
 
-with the same DSA parameters ``w_c`` applied to the real batch ``R_c`` and the
-synthetic images ``S_c`` of class ``c`` (siamese augmentation).  Synthetic
-images start from random real images and are updated by SGD (lr 1.0,
-momentum 0.5, as the reference code).  All classes go through the network in
-one batch; one DSA op is drawn per iteration, with per-class parameters.
+with the same DSA op and parameters ``w_c`` applied to the real batch ``R_c``
+and the synthetic images ``S_c`` of class ``c`` (siamese augmentation; every
+sample of the class shares the one draw, as the reference's seeded
+``DiffAugment``).  As the reference ``main_DM.py``, each class draws its own op
+and parameters every iteration.  Synthetic images start from random real
+images and are updated by SGD (lr 1.0, momentum 0.5, as the reference code).
+All classes go through the network in one batch: with the instance-norm
+ConvNet (no batch statistics) that is the reference's per-class loop.
 """
 from __future__ import annotations
 
@@ -22,10 +25,11 @@ from ddlib.engine import augment as aug
 from ddlib.engine.models import create_model
 from ddlib.methods.distill import real_init, register
 
-DSA_STRATEGY = "color_crop_cutout_scale_rotate"  # DSA's list without flip (digits, MNIST)
+DSA_STRATEGY = aug.AUTO  # "dsa": the reference's list for the dataset (flip except on digits)
 #: ``strategy``: shared by the distillers that augment with DSA (dm, dsa, mtt, cim)
-STRATEGY_HP = HParam("strategy", str, DSA_STRATEGY, "", "DSA ops, '_'-separated ('' = none)",
-                     "reference code (DSA's list, without flip for digits / MNIST)")
+STRATEGY_HP = HParam("strategy", str, DSA_STRATEGY, "", "DSA ops, '_'-separated ('' = none; 'dsa' = the "
+                     "reference's list for the dataset: with flip, without on digits)",
+                     "reference code (DSA's lists: flip for Fashion-MNIST / CIFAR, none for digits)")
 #: ``model``: the network a distiller embeds or matches with
 SYNTH_MODEL_HP = HParam("model", str, "", "", "network the distiller uses; '' = the profile's synth_model",
                         "ddlib", profile=("synth_model",))
@@ -42,11 +46,22 @@ def class_means(emb: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor
     return sums / counts[:, None]
 
 
+def _siamese(x: torch.Tensor, params, y: torch.Tensor) -> torch.Tensor:
+    """Sample i gets row ``y[i]`` of ``params`` (AugParams: one op; MixedParams: one op per row)."""
+    if isinstance(params, aug.MixedParams):
+        return aug.apply_mixed(x, params.take(y))
+    return aug.apply(x, params, y)
+
+
 def dm_loss(net, real, real_y, syn, syn_y, k: int, params) -> torch.Tensor:
-    """Eq. 4: summed squared distance between per-class mean embeddings."""
+    """Eq. 4: summed squared distance between per-class mean embeddings.
+
+    ``params``: k rows (one per class), applied to the real and the synthetic
+    samples of that class alike; None = no augmentation.
+    """
     with torch.no_grad():
-        mr = class_means(net.embed(aug.apply(real, params, real_y)), real_y, k)
-    ms = class_means(net.embed(aug.apply(syn, params, syn_y)), syn_y, k)
+        mr = class_means(net.embed(_siamese(real, params, real_y)), real_y, k)
+    ms = class_means(net.embed(_siamese(syn, params, syn_y)), syn_y, k)
     return ((mr - ms) ** 2).sum()
 
 
@@ -66,7 +81,8 @@ def distill_dm(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr_img: float
         lr_img: SGD learning rate on pixels (normalised units).
         batch_real: real images per class per iteration (profile's when 0).
         model: embedding architecture (profile's ``synth_model`` when empty).
-        strategy: DSA ops applied siamese-style to real and synthetic batches.
+        strategy: DSA ops applied siamese-style to real and synthetic batches
+            ("dsa" = the reference's list for the dataset).
 
     Returns:
         images (K*ipc, C, H, W), hard labels (K*ipc,), extras with the loss curve.
@@ -76,6 +92,7 @@ def distill_dm(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr_img: float
     batch_real = batch_real or prof.synth_batch_real
     arch = model or prof.synth_model
     k, device = train.num_classes, train.train_x.device
+    strategy = aug.resolve(strategy, m.name)
     g = generator(seed, "synth")
     by_class, syn, syn_y = real_init(train, ipc, g)
     opt = torch.optim.SGD([syn], lr=lr_img, momentum=0.5)
@@ -88,11 +105,13 @@ def distill_dm(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr_img: float
         ctx.meter.watch(net)
         real_idx = torch.cat([ix[torch.randint(len(ix), (batch_real,), generator=g)] for ix in by_class])
         real, real_y = train.train_x[real_idx.to(device)], train.train_y[real_idx.to(device)]
-        params = aug.draw(strategy, k, g, m.img_size)
+        params = aug.draw_mixed(strategy, k, g, m.img_size)  # one op and parameter row per class
         loss = dm_loss(net, real, real_y, syn, syn_y, k, params)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         ctx.meter.backward(len(syn))
         losses.append(float(loss.detach()))
+        if ctx.on_iter is not None:
+            ctx.on_iter(it + 1, syn.detach())
     return syn.detach(), syn_y, {"loss_curve": torch.tensor(losses), "final_loss": losses[-1] if losses else float("nan")}

@@ -10,8 +10,9 @@ per class and outer step) is applied to the real batch ``R_c`` and to the
 synthetic images ``S_c`` (siamese augmentation), and gradients flow through
 the differentiable ``A`` into ``S``.  The network's inner-loop training on
 ``S`` also uses DSA, with independent per-sample parameters, as the
-reference code.  Everything else (loops, learning rates, initialisation,
-distance) is DC's, from the one shared loop :func:`~ddlib.methods.distill.dc.match_gradients`.
+reference code.  The images start from random real images (the DSA README's
+``--init real``).  Everything else (loops, learning rates, distance) is DC's,
+from the one shared loop :func:`~ddlib.methods.distill.dc.match_gradients`.
 """
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ def distill_dsa(train, ipc: int, *, seed: int, ctx, strategy: str = DSA_STRATEGY
     """Distil ``ipc`` images per class by gradient matching on siamese-augmented views.
 
     Args:
-        strategy: DSA ops, "_"-separated; default the DSA list without flip
-            (digits, MNIST).
+        strategy: DSA ops, "_"-separated; default "dsa": the reference's list for
+            the dataset (with flip on Fashion-MNIST and CIFAR, without on digits).
         iters, outer_loop, inner_loop, lr_img, lr_net, batch_real, batch_train, model:
             DC's hyperparameters, see :func:`~ddlib.methods.distill.dc.match_gradients`.
 

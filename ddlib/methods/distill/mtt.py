@@ -48,7 +48,7 @@ from ddlib.methods.distill.dm import STRATEGY_HP, SYNTH_MODEL_HP
 
 log = logging.getLogger("ddlib")
 
-DSA_STRATEGY = "color_crop_cutout_scale_rotate"  # DSA's list without flip (digits, MNIST)
+DSA_STRATEGY = aug.AUTO  # "dsa": the reference's list for the dataset (flip except on digits)
 EXPERT_SEED_BASE = 2000  # experts are shared by every run seed, like the teachers
 MIN_LR = 1e-6
 # Every default that differs between profiles (iterations, experts, lr_img, the
@@ -66,6 +66,14 @@ def unflatten(net: nn.Module, flat: torch.Tensor) -> Dict[str, torch.Tensor]:
     names, shapes = zip(*[(n, p.shape) for n, p in net.named_parameters()])
     parts = torch.split(flat, [s.numel() for s in shapes])
     return {n: t.view(s) for n, t, s in zip(names, parts, shapes)}
+
+
+def student_step(net: nn.Module, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lr,
+                 create_graph: bool = True) -> torch.Tensor:
+    """One differentiable SGD step of the student: ``theta - lr * grad CE(net_theta(x), y)`` ((P,) -> (P,))."""
+    ce = F.cross_entropy(functional_call(net, unflatten(net, theta), (x,)), y)
+    grad = torch.autograd.grad(ce, theta, create_graph=create_graph)[0]
+    return theta - lr * grad
 
 
 def trajectory_loss(student_end: torch.Tensor, start: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -126,14 +134,14 @@ def defaults(prof, ipc: int) -> dict:
     """MTT's defaults on profile ``prof`` at ``ipc`` (from ``prof.mtt``), as one flat mapping.
 
     Keys: iters, n_experts, expert_epochs_total, lr_img and the nearest IPC's
-    syn_steps, expert_epochs, max_start_epoch, lr_lr.
+    syn_steps, expert_epochs, max_start_epoch, lr_lr, lr_teacher.
     """
     d = prof.mtt
     row = nearest_ipc(d.unroll, ipc)
     return {"iters": d.iters or max(2, prof.synth_iters // d.iters_divisor), "n_experts": d.n_experts,
             "expert_epochs_total": d.expert_epochs_total, "lr_img": d.lr_img,
             "syn_steps": row.syn_steps, "expert_epochs": row.expert_epochs,
-            "max_start_epoch": row.max_start_epoch, "lr_lr": row.lr_lr}
+            "max_start_epoch": row.max_start_epoch, "lr_lr": row.lr_lr, "lr_teacher": row.lr_teacher}
 
 
 _defaults = defaults  # the name ddlib.analysis.dcs imports
@@ -142,7 +150,7 @@ def _chunks(n: int, batch: int, g: torch.Generator) -> List[torch.Tensor]:
     return list(torch.split(torch.randperm(n, generator=g), batch))
 
 
-_PAPER = "paper on paper (CIFAR-10 table); scale-down elsewhere"
+_PAPER = "reference code on paper (the authors' CIFAR-10 settings, via DC-BENCH); scale-down elsewhere"
 
 
 @register("mtt", hparams=(
@@ -166,18 +174,19 @@ _PAPER = "paper on paper (CIFAR-10 table); scale-down elsewhere"
     HParam("batch_syn", int, 0, "images", "synthetic minibatch per student step; 0 = all K*ipc images",
            "reference code", low=0),
     HParam("lr_img", float, 0.0, "per SGD step", "SGD learning rate on the pixels; 0 = the profile's mtt.lr_img",
-           "reference code on paper (1000); tuned elsewhere (100: 1000 diverges on digits)",
+           "ddlib (100 on every profile: the reference's CIFAR values 100-1000 assume ZCA; 1000 diverges "
+           "on normalised grey images)",
            profile=("mtt.lr_img",), low=0.0),
     HParam("lr_lr", float, 0.0, "per SGD step", "SGD learning rate on the learnt step size; 0 = the profile's row",
            _PAPER, profile=("mtt.unroll.lr_lr",), low=0.0),
-    HParam("lr_teacher", float, 0.01, "per SGD step", "initial learnt step size alpha", "reference code",
-           low=0.0),
+    HParam("lr_teacher", float, 0.0, "per SGD step", "initial learnt step size alpha; 0 = the profile's row",
+           _PAPER, profile=("mtt.unroll.lr_teacher",), low=0.0),
     SYNTH_MODEL_HP, STRATEGY_HP))
 def distill_mtt(train, ipc: int, *, seed: int, ctx, iters: int = 0, n_experts: int = 0,
                 expert_epochs_total: int = 0, expert_lr: float = 0.01, expert_batch: int = 256,
                 syn_steps: int = 0, expert_epochs: int = 0, max_start_epoch: int = 0,
                 batch_syn: int = 0, lr_img: float = 0.0, lr_lr: float = 0.0,
-                lr_teacher: float = 0.01, model: str = "", strategy: str = DSA_STRATEGY):
+                lr_teacher: float = 0.0, model: str = "", strategy: str = DSA_STRATEGY):
     """Distil ``ipc`` images per class (and a learning rate) by trajectory matching.
 
     Args:
@@ -190,9 +199,9 @@ def distill_mtt(train, ipc: int, *, seed: int, ctx, iters: int = 0, n_experts: i
             (0 = the row of the profile's ``mtt.unroll`` for the nearest IPC: the paper's
             CIFAR-10 values on ``paper``, else 5, 1, 3).
         batch_syn: synthetic minibatch per student step (0 = all K*ipc images).
-        lr_img: SGD learning rate on pixels (0 = the profile's ``mtt.lr_img``: 1000 on
-            ``paper``, else 100); lr_lr: on the learning rate (0 = the profile's row).
-        lr_teacher: initial learnable learning rate alpha.
+        lr_img: SGD learning rate on pixels (0 = the profile's ``mtt.lr_img``: 100 on
+            every profile); lr_lr: on the learning rate (0 = the profile's row).
+        lr_teacher: initial learnable learning rate alpha (0 = the profile's row).
         model: student / expert architecture (profile's ``synth_model`` when empty).
         strategy: DSA ops used by the experts and the student steps ("" = none).
 
@@ -210,6 +219,8 @@ def distill_mtt(train, ipc: int, *, seed: int, ctx, iters: int = 0, n_experts: i
     if max_start < 1:
         raise ValueError(f"expert_epochs {m_ep} exceeds the experts' {epochs_total} epochs")
     lr_lr, lr_img = lr_lr or d["lr_lr"], lr_img or d["lr_img"]
+    lr_teacher = lr_teacher or d["lr_teacher"]
+    strategy = aug.resolve(strategy, train.meta.name)
     arch = model or prof.synth_model
     k, device = train.num_classes, train.train_x.device
 
@@ -241,9 +252,7 @@ def distill_mtt(train, ipc: int, *, seed: int, ctx, iters: int = 0, n_experts: i
                 chunks = _chunks(len(syn), batch_syn, g)
             idx = chunks.pop().to(device)
             x = aug.augment(syn[idx], strategy, g_aug) if strategy else syn[idx]
-            ce = F.cross_entropy(functional_call(net, unflatten(net, theta), (x,)), labels[idx])
-            grad = torch.autograd.grad(ce, theta, create_graph=True)[0]
-            theta = theta - syn_lr * grad
+            theta = student_step(net, theta, x, labels[idx], syn_lr)
             ctx.meter.backward(len(idx))
         loss = trajectory_loss(theta, start, target)
         opt_img.zero_grad(set_to_none=True)

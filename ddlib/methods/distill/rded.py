@@ -3,9 +3,9 @@
 No optimisation: the set is cut out of real images.  Per class (Sec. 3, Alg. 1
 of the paper; the reference code ``LINs-lab/RDED``):
 
-1. draw ``n_real`` real images and ``n_crops`` random-resized crops of each
-   (area fraction in ``crop_scale``), every crop resized back to full
-   resolution;
+1. draw ``n_real`` real images and ``n_crops`` random-resized square crops of
+   each (area fraction in ``crop_scale``, aspect ratio 1 as the reference's
+   ``MultiRandomCrop``), every crop resized back to full resolution;
 2. score each crop by the teacher ("observer") cross-entropy on the true class
    ``-log p(y | crop)``, the paper's realism score (lower = more realistic);
 3. keep each image's lowest-loss crop, then the ``ipc * factor^2`` lowest of
@@ -57,6 +57,21 @@ def untile(mosaics: torch.Tensor, factor: int) -> torch.Tensor:
         m * factor * factor, c, h, w)
 
 
+def decode_mosaics(images: torch.Tensor, labels: torch.Tensor, factor: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """IDC's uniform multi-formation: each mosaic's ``f x f`` patches, each upsampled to full size.
+
+    Args:
+        images: (M, C, H, W) mosaics; labels: (M,) or (M, K).
+
+    Returns:
+        (M*f*f, C, H, W) patches (row ``i*f*f + j`` = patch j of mosaic i, bilinear
+        upsampling) and their labels, each mosaic's repeated ``f*f`` times.
+    """
+    size = images.shape[-1]
+    patches = F.interpolate(untile(images, factor), size=(size, size), mode="bilinear", align_corners=False)
+    return patches, labels.repeat_interleave(factor * factor, 0)
+
+
 def downsample(x: torch.Tensor, size: int) -> torch.Tensor:
     """Antialiased bilinear resize of (N, C, H, W) to (N, C, size, size)."""
     if x.shape[-1] == size:
@@ -93,7 +108,7 @@ def score_crops(teacher, images: torch.Tensor, label: int, n_crops: int, gen: to
         (n, n_crops, C, H, W) at full resolution).
     """
     n = len(images)
-    boxes = aug.draw_resized_crops(n * n_crops, gen, scale)
+    boxes = aug.draw_resized_crops(n * n_crops, gen, scale, ratio=(1.0, 1.0))  # square, as the reference
     crops = aug.resized_crop(images.repeat_interleave(n_crops, 0), boxes)
     y = torch.full((len(crops),), label, dtype=torch.long, device=images.device)
     return true_class_ce(teacher, crops, y).view(n, n_crops), crops.view(n, n_crops, *images.shape[1:])

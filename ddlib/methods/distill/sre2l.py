@@ -9,10 +9,15 @@
 
   over the teacher's BatchNorm layers ``l`` (batch statistics of the layer's
   input against its running statistics), ``a_1 = first_bn_multiplier`` and
-  ``a_l = 1`` otherwise, ``A`` a fresh random-resized crop (+ optional flip)
-  per step.  Adam (betas 0.5, 0.9), lr 0.25 with a cosine schedule, pixels
-  clipped to the data's valid range after every step, as the reference
-  ``VILA-Lab/SRe2L`` recover script.
+  ``a_l = 1`` otherwise.  As the reference ``VILA-Lab/SRe2L`` recover scripts,
+  the images are recovered in ``ipc`` independent batches, batch ``j`` holding
+  image ``j`` of every class (one per class), so the BN statistics are matched
+  by K images at a time, never by the whole set.  ``A`` is, per step, a random
+  shift (``torch.roll``) of up to ``jitter`` pixels in each direction (the
+  reference's CIFAR / Tiny-ImageNet script, ``view="jitter"``) or a fresh
+  random-resized crop (+ optional flip, its ImageNet script, ``view="crop"``).
+  Adam (betas 0.5, 0.9), lr 0.25 with a cosine schedule, pixels clipped to the
+  data's valid range after every step.
 * Relabel: by the training regime (``sl``, ``slkd``, ``slkd_stored`` — the
   last is the paper's FKD-style per-crop soft labels) with the *same* BN
   teacher, as the paper relabels with its squeezed model: the set records
@@ -76,32 +81,67 @@ def bn_teacher(train, ctx, teacher_arch: str) -> Tuple[nn.Module, str]:
     return teacher_of(train, ctx, arch)
 
 
+def _recover(teacher, bns, stats, k: int, m, device, g, iters: int, lr: float, r_bn: float, first_bn: float,
+             mode: str, jitter: int, crop_scale_min: float, flip: bool, bounds, ctx, desc: str):
+    """One recover batch: K images (one per class, (K, C, H, W)) from noise, and its loss curve."""
+    lo, hi = bounds
+    x = torch.randn(k, m.in_chans, m.img_size, m.img_size, generator=g).to(device).requires_grad_(True)
+    y = torch.arange(k, device=device)
+    opt = torch.optim.Adam([x], lr=lr, betas=(0.5, 0.9), eps=1e-8)
+    curve = []
+    for it in tqdm(range(iters), desc=desc, disable=ctx.quiet, leave=False):
+        for grp in opt.param_groups:
+            grp["lr"] = 0.5 * lr * (1 + math.cos(math.pi * it / iters))
+        stats.clear()
+        if mode == "jitter":
+            dx, dy = (int(v) for v in torch.randint(0, jitter + 1, (2,), generator=g))
+            view = torch.roll(x, shifts=(dx, dy), dims=(2, 3))
+        else:
+            view = aug.random_resized_crop(x, g, (crop_scale_min, 1.0), flip)
+        loss = F.cross_entropy(teacher(view), y) + r_bn * bn_matching_loss(stats, bns, first_bn)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ctx.meter.backward(len(x))
+        with torch.no_grad():
+            x.copy_(torch.maximum(torch.minimum(x, hi), lo))
+        curve.append(float(loss.detach()))
+    return x.detach(), curve
+
+
 @register("sre2l", hparams=(
-    HParam("iters", int, 0, "steps", "recover steps; 0 = min(synth_iters, 4000)",
-           "paper on paper (1-4k); scale-down elsewhere", profile=("synth_iters",), low=0),
+    HParam("iters", int, 0, "steps", "recover steps per batch (one image per class); 0 = min(synth_iters, 1000)",
+           "reference code on paper (1000, its CIFAR script); scale-down elsewhere", profile=("synth_iters",), low=0),
     HParam("lr", float, 0.25, "per Adam step", "Adam learning rate on the pixels (cosine to 0)", "reference code",
            low=0.0),
     HParam("r_bn", float, 0.01, "weight", "weight of the BN-statistics matching term", "reference code", low=0.0),
     HParam("first_bn_multiplier", float, 10.0, "weight", "extra weight of the first BN layer", "reference code",
            low=0.0),
-    HParam("crop_scale_min", float, 0.5, "area fraction", "smallest area of the per-step random-resized crop",
+    HParam("view", str, "jitter", "", "per-step view: 'jitter' (random shift, the reference's CIFAR script) or "
+           "'crop' (random-resized crop, its ImageNet script)", "reference code (CIFAR script)",
+           choices=("jitter", "crop")),
+    HParam("jitter", int, 4, "pixels", "largest shift of view='jitter'", "reference code (CIFAR script)", low=0),
+    HParam("crop_scale_min", float, 0.5, "area fraction", "smallest area of view='crop''s random-resized crop",
            "scale-down (the reference's 0.08 is for 224 px ImageNet)", low=0.0, high=1.0),
-    HParam("flip", bool, False, "", "random horizontal flips (off for digits / MNIST-like data)", "ddlib"),
+    HParam("flip", bool, False, "", "random horizontal flips with view='crop' (off for digits)", "ddlib"),
     HParam("teacher_arch", str, "", "", "BN teacher; '' = the profile teacher's BN variant", "ddlib",
            profile=("teacher_model",))))
 def distill_sre2l(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr: float = 0.25,
-                  r_bn: float = 0.01, first_bn_multiplier: float = 10.0, crop_scale_min: float = 0.5,
-                  flip: bool = False, teacher_arch: str = ""):
+                  r_bn: float = 0.01, first_bn_multiplier: float = 10.0, view: str = "jitter", jitter: int = 4,
+                  crop_scale_min: float = 0.5, flip: bool = False, teacher_arch: str = ""):
     """Recover ``ipc`` images per class from the BN teacher's statistics.
 
     Args:
-        iters: recover steps (profile's ``synth_iters`` capped at 4000 when 0; paper 1-4k).
+        iters: recover steps per batch (profile's ``synth_iters`` capped at 1000 when 0,
+            the reference CIFAR script's 1000).
         lr: Adam learning rate (cosine to 0).
         r_bn: weight of the BN-matching term.
         first_bn_multiplier: extra weight of the first BN layer (reference: 10).
+        view: "jitter" (random roll of up to ``jitter`` px) or "crop" (random-resized crop).
+        jitter: largest shift in pixels (reference: 4 at 32 px).
         crop_scale_min: smallest area fraction of the per-step random-resized crop
             (reference 0.08 on 224 px ImageNet; larger for 8-32 px images).
-        flip: random horizontal flips (off for digits / MNIST-like data).
+        flip: random horizontal flips with ``view="crop"`` (off for digits / MNIST-like data).
         teacher_arch: BN teacher architecture ("" = the profile teacher's BN variant).
 
     Returns:
@@ -110,36 +150,27 @@ def distill_sre2l(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr: float 
         (the runner relabels the set with it).
     """
     prof, m = ctx.profile, train.meta
-    iters = iters or min(prof.synth_iters, 4000)
+    iters = iters or min(prof.synth_iters, 1000)
     teacher, arch = bn_teacher(train, ctx, teacher_arch)
     bns = bn_layers(teacher)
     k, device = train.num_classes, train.train_x.device
     g = generator(seed, "sre2l")
-    x = torch.randn(k * ipc, m.in_chans, m.img_size, m.img_size, generator=g).to(device).requires_grad_(True)
     y = torch.arange(k, device=device).repeat_interleave(ipc)
     mean = torch.tensor(m.mean, device=device).view(1, -1, 1, 1)
     std = torch.tensor(m.std, device=device).view(1, -1, 1, 1)
     lo, hi = (0 - mean) / std, (1 - mean) / std
-    opt = torch.optim.Adam([x], lr=lr, betas=(0.5, 0.9), eps=1e-8)
     stats: List = []
     hooks = [bn.register_forward_hook(lambda _m, inp, _o: stats.append(batch_stats(inp[0]))) for bn in bns]
-    losses = []
+    losses, batches = [], []
     try:
-        for it in tqdm(range(iters), desc=f"sre2l ipc={ipc}", disable=ctx.quiet, leave=False):
-            for grp in opt.param_groups:
-                grp["lr"] = 0.5 * lr * (1 + math.cos(math.pi * it / iters))
-            stats.clear()
-            logits = teacher(aug.random_resized_crop(x, g, (crop_scale_min, 1.0), flip))
-            loss = F.cross_entropy(logits, y) + r_bn * bn_matching_loss(stats, bns, first_bn_multiplier)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            ctx.meter.backward(len(x))
-            with torch.no_grad():
-                x.copy_(torch.maximum(torch.minimum(x, hi), lo))
-            losses.append(float(loss.detach()))
+        for j in range(ipc):  # batch j: image j of every class, recovered on its own
+            xj, curve = _recover(teacher, bns, stats, k, m, device, g, iters, lr, r_bn, first_bn_multiplier,
+                                 view, jitter, crop_scale_min, flip, (lo, hi), ctx, f"sre2l ipc={ipc} #{j}")
+            batches.append(xj)
+            losses += curve
     finally:
         for h in hooks:
             h.remove()
+    x = torch.stack(batches, 1).reshape(k * ipc, *batches[0].shape[1:])  # class-major: row c*ipc + j
     return x.detach(), y, {"loss_curve": torch.tensor(losses), "final_loss": losses[-1] if losses else float("nan"),
                            "teacher_arch": arch, "iters": iters}

@@ -86,7 +86,7 @@ def checkpoints(cap: int) -> list:
 def eval_set(images, labels, split, model: str, epochs: int, n_models: int, seed: int) -> dict:
     """The reference's evaluation of one set: ``n_models`` students, validation and test accuracy each."""
     m = split.meta
-    base = PROTOCOLS.get("dsa_step_v1")
+    base = PROTOCOLS.get("dsa_step_v2")
     proto = dataclasses.replace(base, batch_size=min(base.batch_size, len(images)))
     strategy = aug.resolve("dsa", m.name)
     val, test = [], []

@@ -31,7 +31,7 @@ from ddlib.run.runner import run
 LRS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 TEMPERATURES = (1.0, 2.0, 4.0)
 SEEDS = (0, 1, 2)
-BASE = "sgd_cos_lr05_v1"  # the protocol being re-chosen (batch 128, cosine, DSA list)
+BASE = "sgd_cos_lr2_v2"  # the protocol being re-chosen (batch 128, cosine, the DSA list for the dataset)
 OUT = Path(__file__).parent / "results" / "protocol_tuning.json"
 
 

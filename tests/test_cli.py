@@ -61,7 +61,7 @@ def test_run_stores_one_row(stored):
     assert (row["dataset"], row["method"], row["family"], row["ipc"], row["regime"]) == \
         ("digits", "random", "coreset", 10, "hl")
     assert (row["budget"], row["seed"], row["profile"]) == (1.0, 0, "smoke")
-    assert row["model"] == "convnet_d3w16" and row["protocol"] == "sgd_cos_b64_lr1_v1"
+    assert row["model"] == "convnet_d3w16" and row["protocol"] == "sgd_cos_b64_lr1_v2"
     assert row["samples_seen"] == 1287  # budget 1 x the 1,287-image pool
     assert 0.0 <= row["accuracy"] <= 1.0 and 0.0 <= row["val_accuracy"] <= 1.0
     assert row["key"] in proc.stdout and f"accuracy={row['accuracy']:.4f}" in proc.stdout

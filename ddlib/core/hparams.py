@@ -147,8 +147,9 @@ PROTOCOL_HPARAMS = (
     HParam("batch_size", int, 256, "images", "samples per optimisation step", "reference code"),
     HParam("schedule", str, "cosine", "", "'cosine' to zero, or 'step' (x0.1 at half, as DC/DM)",
            "reference code (step); ddlib (cosine)", choices=("cosine", "step")),
-    HParam("augment", str, "dsa", "", "DSA ops on every training batch ('' = none; 'dsa' = the reference's "
-           "list for the dataset: flip except on digits)", "reference code (DSA's lists per dataset)"),
+    HParam("augment", str, "color_crop_cutout_scale_rotate", "", "DSA ops on every training batch ('' = none; "
+           "'dsa' = the reference's list for the dataset: flip except on digits; the _v2 protocols')",
+           "reference code (DSA's lists per dataset)"),
     HParam("temperature", float, 4.0, "", "KD temperature T of the soft-label regimes",
            "paper (Hinton et al.); tuned on the validation split for default (T = 1: "
            "benchmarks/results/protocol_tuning.json); scale-down for smoke (T = 1, no split read)"),

@@ -56,6 +56,9 @@ def _val(store: Store, protocol: str, regime: str, ipcs) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", default="/tmp/ddlib-tune-protocol", help="results store for the tuning runs")
+    ap.add_argument("--stage", choices=("both", "lr"), default="both",
+                    help="'lr': re-choose the learning rate only, keeping the temperature block (and the ddlib "
+                         "version it was chosen with) from the existing results file")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     store = Store(Path(a.store))
@@ -63,17 +66,20 @@ def main() -> None:
     by_lr = {lr: _val(store, _protocol(lr, t0), "hl", (10, 50)) for lr in LRS}
     mean = lambda d: sum(d.values()) / len(d)  # noqa: E731
     lr = max(LRS, key=lambda x: (round(mean(by_lr[x]), 6), -x))
-    by_t = {t: _val(store, _protocol(lr, t), "sl", (10,)) for t in TEMPERATURES}
-    t = max(TEMPERATURES, key=lambda x: (round(mean(by_t[x]), 6), -x))
+    if a.stage == "lr":
+        old = json.loads(OUT.read_text())
+        kept = dict(old["temperature"], ddlib=old["temperature"].get("ddlib", old["ddlib"]))
+    else:
+        by_t = {t: _val(store, _protocol(lr, t), "sl", (10,)) for t in TEMPERATURES}
+        t = max(TEMPERATURES, key=lambda x: (round(mean(by_t[x]), 6), -x))
+        kept = {"setting": f"sl, ipc 10, lr {lr:g}", "val_accuracy": {str(k): v for k, v in by_t.items()},
+                "mean": {str(k): round(mean(v), 4) for k, v in by_t.items()}, "chosen": t, "ddlib": __version__}
     out = {"chosen_on": "validation split (val_accuracy); test accuracy not read",
            "profile": "default", "dataset": "fashion_mnist", "method": "random", "budget": 1.5,
            "seeds": list(SEEDS), "base_protocol": BASE,
            "lr": {"setting": "hl, ipc 10 and 50", "val_accuracy": {str(k): v for k, v in by_lr.items()},
                   "mean": {str(k): round(mean(v), 4) for k, v in by_lr.items()}, "chosen": lr},
-           "temperature": {"setting": f"sl, ipc 10, lr {lr:g}",
-                           "val_accuracy": {str(k): v for k, v in by_t.items()},
-                           "mean": {str(k): round(mean(v), 4) for k, v in by_t.items()}, "chosen": t},
-           "ddlib": __version__}
+           "temperature": kept, "ddlib": __version__}
     OUT.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps({k: out[k] for k in ("lr", "temperature")}, indent=2))
 

@@ -140,7 +140,7 @@ def profile_value(profile: Any, path: str) -> Any:
 #: each protocol's own values are read from its object
 PROTOCOL_HPARAMS = (
     HParam("lr", float, 0.01, "per SGD step", "initial SGD learning rate",
-           "reference code (DC/DSA/DM evaluation: 0.01); tuned on the validation split for default (lr2: "
+           "reference code (DC/DSA/DM evaluation: 0.01); tuned on the validation split for default (lr1_v2: "
            "benchmarks/results/protocol_tuning.json); scale-down for smoke (lr1, set by hand, no split read)"),
     HParam("momentum", float, 0.9, "", "SGD momentum", "reference code"),
     HParam("weight_decay", float, 5e-4, "per SGD step", "plain L2 coefficient", "reference code"),

@@ -68,7 +68,7 @@ DEVIATIONS: Tuple[Deviation, ...] = (
               "the study compares sets at equal compute: a budget in full-train-set epochs (paper 2-50, i.e. "
               "1-30x the reference's 1,000 set-epochs at IPC 10) and one student per seed; the CPU profiles "
               "use a cosine schedule, a higher lr and narrower students",
-              ours="smoke convnet_d3w16 sgd_cos_b64_lr1_v2; default convnet_d3w32 sgd_cos_lr2_v2; "
+              ours="smoke convnet_d3w16 sgd_cos_b64_lr1_v2; default convnet_d3w32 sgd_cos_lr1_v2; "
                    "paper convnet dsa_step_v2 (the reference's recipe)"),
     Deviation((ALL,), ("ConvNet on 8 px",), "the reference's ConvNet runs 28 px (padded to 32) and 32 px input",
               "digits are 8x8: the first conv is padded by 1 and pooling stops at 1x1 (the reference has no "

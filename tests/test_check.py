@@ -1,6 +1,8 @@
 """``python -m ddlib check``: every chapter grid resolves on every profile; every method builds at a profile's shapes."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import ddlib
@@ -49,6 +51,10 @@ def test_a_failing_build_is_reported_and_the_cli_exits_2(monkeypatch, capsys):
     assert "ddlib: error: check --profile smoke" in capsys.readouterr().err
 
 
+# The full dry run of `paper` took 32 min on 2 loaded CPU cores (2026-11-30), far past the suite's
+# 10-minute budget: it runs when DDLIB_TEST_PAPER_CHECK=1 (before a GPU run) until it is made faster.
+@pytest.mark.skipif(os.environ.get("DDLIB_TEST_PAPER_CHECK") != "1",
+                    reason="the paper dry run is opt-in (DDLIB_TEST_PAPER_CHECK=1): tens of CPU minutes")
 def test_paper_profile_builds_every_method_and_trains_students():
-    """The dry run of `paper` (minutes on 2 CPU cores): what would crash a GPU run fails here first."""
+    """The dry run of `paper`: what would crash a GPU run fails here first."""
     assert check_profile("paper", log=lambda line: None) == []

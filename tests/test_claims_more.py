@@ -1,5 +1,6 @@
-"""The ledger's other rules (R1, R3, H5, H9, H10, C1, C2, C4, C5, W1, W2) on noisy hand-made runs and
-measurements, and ``python -m ddlib claims`` on a small store (rows written with the Store API, no training).
+"""The ledger's other rules (R1, H5, H9, H10, C1, C2, C4, C5; W1, W2, R3, R4, H1, H3, H6, H8 are in
+tests/test_claims_rules.py) on noisy hand-made runs and measurements, and ``python -m ddlib claims`` on a
+small store (rows written with the Store API, no training).
 
 Each rule is shown to hold, fail and stay unclear (or, for C5, to be untested with its reason).
 """

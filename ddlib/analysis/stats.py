@@ -240,14 +240,23 @@ def p_values(d: Sequence[float], margin: float = MARGIN) -> dict:
     return {f"p_{s}": p_value(d, s, margin) for s in STATEMENTS}
 
 
-def _decide(ps: np.ndarray, pa: np.ndarray, support: str, alpha: float) -> list:
+def decide_p(ps: Sequence[float], pa: Sequence[float], supports: Sequence[str], alpha: float = ALPHA) -> list:
+    """Per setting "support" / "against" / "unclear" from its supporting and contradicting p-values.
+
+    Each family is Holm-adjusted over the settings; ``supports`` names each setting's
+    supporting statement: when both are significant, a statement with a margin decides.
+    """
     out = []
-    for s, a in zip(holm(ps) < alpha, holm(pa) < alpha):
+    for s, a, sup in zip(holm(ps) < alpha, holm(pa) < alpha, supports):
         if s and a:
-            out.append("support" if support in _MARGINAL else "against")
+            out.append("support" if sup in _MARGINAL else "against")
         else:
             out.append("support" if s else "against" if a else "unclear")
     return out
+
+
+def _decide(ps: np.ndarray, pa: np.ndarray, support: str, alpha: float) -> list:
+    return decide_p(ps, pa, [support] * len(ps), alpha)
 
 
 def decide(diffs: Sequence[Sequence[float]], support: str, against: str, *, margin: float = MARGIN,

@@ -29,7 +29,7 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from ddlib.analysis.stats import ALPHA, MARGIN, holm, p_value
+from ddlib.analysis.stats import ALPHA, MARGIN, decide_p, holm, p_value
 from ddlib.core.registry import Registry
 
 CLAIMS = Registry("claim")
@@ -42,7 +42,6 @@ SOME_RULE = ("Existential claim ('some ...'): holds if at least one unit is show
              "settings hold by the rule above, all Holm-adjusted together), fails if every unit is shown not to, "
              "unclear otherwise.")
 Measured = Mapping[str, pd.DataFrame]
-_MARGINAL = ("not_greater", "not_less", "same")
 
 
 @dataclass(frozen=True)
@@ -126,17 +125,6 @@ def decide_each(diffs: Sequence[Sequence[float]], supports: Sequence[str], again
     margins = margins if margins is not None else [MARGIN] * len(diffs)
     return decide_p([p_value(d, s, m) for d, s, m in zip(diffs, supports, margins)],
                     [p_value(d, a, m) for d, a, m in zip(diffs, againsts, margins)], supports)
-
-
-def decide_p(ps: Sequence[float], pa: Sequence[float], supports: Sequence[str]) -> list:
-    """:func:`decide_each` on precomputed p-values (e.g. a table's ``p_<statement>`` columns)."""
-    out = []
-    for s, a, sup in zip(holm(ps) < ALPHA, holm(pa) < ALPHA, supports):
-        if s and a:
-            out.append("support" if sup in _MARGINAL else "against")
-        else:
-            out.append("support" if s else "against" if a else "unclear")
-    return out
 
 
 def threshold_cats(diffs: Sequence[Sequence[float]], thresholds: Sequence[float], *, sign: int = 1) -> list:

@@ -33,6 +33,7 @@ from ddlib.run.settings import default_store  # noqa: E402
 # fixture -> the kinds of every test that uses it (directly or through another fixture)
 KIND_BY_FIXTURE = {
     "child_env": ("subprocess",),  # `python -m ddlib` / `python -c` children: CLI, torchrun, grid workers
+    "ddlib_cli": ("subprocess",),  # `python -m ddlib` children forked by tests/cli_server.py
     "ray_local": ("subprocess",),  # a local Ray instance: GCS, raylet and worker processes
     "built": ("notebook", "subprocess"),  # test_book: `python -m ddlib book` runs papermill + jupyter-book
 }
@@ -91,7 +92,6 @@ def pytest_collection_modifyitems(config, items):
 def home(tmp_path, monkeypatch) -> Store:
     """A fresh results store: ``$DDLIB_HOME`` points at ``tmp_path``."""
     monkeypatch.setenv("DDLIB_HOME", str(tmp_path))
-    from ddlib.run.settings import default_store
 
     return default_store()
 
@@ -134,3 +134,45 @@ def child_env():
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def ddlib_cli(tmp_path_factory):
+    """``ddlib_cli(args, env, cwd, timeout)`` -> ``CompletedProcess``: ``python -m ddlib ARGS`` in a child
+    process forked from a pre-imported server (tests/cli_server.py), the way the CLI tests call it.
+
+    The result has ``returncode``, ``stdout`` and ``stderr`` (text) like ``subprocess.run(...,
+    capture_output=True, text=True)``; past ``timeout`` seconds the server is killed and the test fails.
+    """
+    import json
+    import selectors
+    import subprocess
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    server = subprocess.Popen([sys.executable, str(REPO / "tests" / "cli_server.py")], env=env, cwd=REPO,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True)
+    folder = tmp_path_factory.mktemp("cli_io")
+    calls = [0]
+
+    def call(args, env: dict, cwd, timeout: float = 300) -> subprocess.CompletedProcess:
+        calls[0] += 1
+        out, err = folder / f"{calls[0]}.out", folder / f"{calls[0]}.err"
+        req = {"args": [str(a) for a in args], "env": {k: str(v) for k, v in env.items()}, "cwd": str(cwd),
+               "out": str(out), "err": str(err)}
+        server.stdin.write(json.dumps(req) + "\n")
+        server.stdin.flush()
+        with selectors.DefaultSelector() as sel:
+            sel.register(server.stdout, selectors.EVENT_READ)
+            if not sel.select(timeout):
+                server.kill()
+                pytest.fail(f"python -m ddlib {' '.join(req['args'])} ran past {timeout} s")
+        line = server.stdout.readline()
+        assert line, "the CLI test server died"
+        return subprocess.CompletedProcess(["python", "-m", "ddlib", *req["args"]], json.loads(line)["rc"],
+                                           out.read_text(), err.read_text())
+
+    yield call
+    server.stdin.close()
+    server.wait(timeout=30)

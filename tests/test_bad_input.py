@@ -6,8 +6,6 @@ bytes, truncated IDX into an empty store): missing data folders, unreadable
 images, a truncated real artifact, bad grid values, each against a store
 that already holds a run.
 """
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +27,13 @@ def _snapshot(root: Path):
 
 
 @pytest.fixture(scope="module")
-def cli(tmp_path_factory, child_env, repo_root):
+def cli(tmp_path_factory, child_env, repo_root, ddlib_cli):
     """A store holding one digits run; ``cli(*args, DDLIB_DATA=...)`` runs ``python -m ddlib``."""
     home = tmp_path_factory.mktemp("home")
     data = tmp_path_factory.mktemp("data")
 
     def call(*args, **env):
-        e = child_env(**{"DDLIB_HOME": home, "DDLIB_DATA": data, **env})
-        return subprocess.run([sys.executable, "-m", "ddlib", *args], env=e, cwd=repo_root,
-                              capture_output=True, text=True, timeout=300)
+        return ddlib_cli(args, child_env(**{"DDLIB_HOME": home, "DDLIB_DATA": data, **env}), repo_root)
 
     p = call(*RUN)
     assert p.returncode == 0, p.stderr

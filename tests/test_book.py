@@ -24,6 +24,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+# pages whose only chart shows results a long benchmark records, absent from a fresh clone
+CHARTLESS_UNTIL_RUN = {"11_deviations": "benchmarks/results/reproduce.json"}
 
 
 def _env(home: Path) -> dict:
@@ -73,17 +75,25 @@ def test_executed_copies_and_status_page(built):
 
 
 def test_nbval_recomputes_identical_outputs(built, tmp_path):
-    """Re-run every notebook in a fresh store: the checked outputs must match exactly."""
-    for path in NOTEBOOKS:
-        executed = built / "book" / path.name
-        proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-             "--nbval-current-env", "--nbval-cell-timeout=900", str(executed)],
-            cwd=tmp_path, env=_env(tmp_path / "fresh_home"), capture_output=True, text=True,
-            timeout=1500)
-        assert proc.returncode == 0, proc.stdout[-5000:]
-        m = re.search(r"(\d+) passed", proc.stdout)
-        assert m and int(m.group(1)) >= 3, proc.stdout[-2000:]
+    """Re-run every notebook in a fresh store: the checked outputs must match exactly.
+
+    One pytest process for all the notebooks, in the book's order (later chapters reuse the
+    fresh store's runs as the book does); its JUnit report gives each notebook's passes."""
+    import xml.etree.ElementTree as ET
+
+    report = tmp_path / "nbval.xml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+         "--nbval-current-env", "--nbval-cell-timeout=900", f"--junitxml={report}",
+         *[str(built / "book" / path.name) for path in NOTEBOOKS]],
+        cwd=tmp_path, env=_env(tmp_path / "fresh_home"), capture_output=True, text=True, timeout=3000)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    passed = {path.name: 0 for path in NOTEBOOKS}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        notebook = ".".join(case.get("classname", "").split(".")[-2:])  # "<dirs>.<stem>.ipynb"
+        if notebook in passed and not list(case):  # no failure, error or skipped child
+            passed[notebook] += 1
+    assert all(n >= 3 for n in passed.values()), passed
 
 
 def _chromium() -> str:
@@ -110,12 +120,25 @@ def _chart_colours(svg_text: str) -> set:
     return {rgb for rgb in found if max(rgb) - min(rgb) >= 60}
 
 
-def _colour_pixels(png: Path, rgb, tol: int = 12) -> int:
+def _painted(png: Path):
+    """The screenshot's colours and how many pixels each paints: ((k, 3) int RGB, (k,) counts).
+
+    Counted once per page (the screenshot is 1280 x 14,000 px); each chart colour is then
+    looked up among the page's few thousand distinct colours."""
     import numpy as np
     from PIL import Image
 
-    a = np.asarray(Image.open(png).convert("RGB")).astype(int)
-    return int((np.abs(a - np.array(rgb)).max(axis=2) <= tol).sum())
+    a = np.asarray(Image.open(png).convert("RGB")).astype(np.int32)
+    counts = np.bincount(((a[..., 0] << 16) | (a[..., 1] << 8) | a[..., 2]).ravel(), minlength=1 << 24)
+    codes = np.flatnonzero(counts)
+    return np.stack([codes >> 16, (codes >> 8) & 255, codes & 255], axis=1), counts[codes]
+
+
+def _colour_pixels(painted, rgb, tol: int = 12) -> int:
+    import numpy as np
+
+    colours, counts = painted
+    return int(counts[np.abs(colours - np.array(rgb)).max(axis=1) <= tol].sum())
 
 
 def test_book_pages_draw_every_chart_offline(built, tmp_path):
@@ -136,17 +159,21 @@ def test_book_pages_draw_every_chart_offline(built, tmp_path):
         remote = re.findall(r'<(?:script|link|img)[^>]*(?:src|href)="(?:https?:)?//[^"]*"', raw)
         assert not remote, f"{path.name} loads remote resources: {remote[:3]}"
         srcs = re.findall(r'<img[^>]*src="([^"]+\.svg)"', raw)
-        assert charts >= 1 and len(srcs) == charts, f"{path.name}: {len(srcs)} of {charts} charts"
+        needs = path.stem not in CHARTLESS_UNTIL_RUN or (REPO / CHARTLESS_UNTIL_RUN[path.stem]).exists()
+        assert (charts >= 1 or not needs) and len(srcs) == charts, f"{path.name}: {len(srcs)} of {charts} charts"
         colours = []
         for src in srcs:
             svg = (page.parent / src).resolve()
             assert svg.exists() and 'class="marks"' in svg.read_text()[:2000], src
             colours.append((src, _chart_colours(svg.read_text())))
             assert colours[-1][1], f"{src} draws with no saturated colour"
+        if not srcs:
+            continue
         shot = ARTIFACTS / f"{path.stem}.png"
         shot.unlink(missing_ok=True)
         _chrome([f"--screenshot={shot}", "--window-size=1280,14000", page.as_uri()], tmp_path)
         assert shot.exists(), "Chromium produced no screenshot"
+        pixels = _painted(shot)
         for src, rgbs in colours:
-            painted = max(_colour_pixels(shot, rgb) for rgb in rgbs)
+            painted = max(_colour_pixels(pixels, rgb) for rgb in rgbs)
             assert painted > 30, f"{path.name}: none of the colours of {src} painted"

@@ -1,8 +1,6 @@
 """The command line, end to end in subprocesses on digits / smoke with a tmp store."""
 import csv
 import io
-import subprocess
-import sys
 
 import pytest
 
@@ -14,13 +12,12 @@ PREFIX = "ddlib: error:"
 
 
 @pytest.fixture(scope="module")
-def cli(tmp_path_factory, child_env, repo_root):
+def cli(tmp_path_factory, child_env, repo_root, ddlib_cli):
     home = tmp_path_factory.mktemp("ddlib_home")
     env = child_env(DDLIB_HOME=home, DDLIB_DATA=home / "data")
 
     def call(*args):
-        return subprocess.run([sys.executable, "-m", "ddlib", *args], env=env, cwd=repo_root,
-                              capture_output=True, text=True, timeout=300)
+        return ddlib_cli(args, env, repo_root)
 
     call.home = home
     return call

@@ -34,12 +34,11 @@ def _snapshot(root: Path):
 
 
 @pytest.fixture
-def cli(tmp_path, child_env, repo_root):
+def cli(tmp_path, child_env, repo_root, ddlib_cli):
     env = child_env(DDLIB_HOME=tmp_path / "home", DDLIB_DATA=tmp_path / "data")
 
-    def call(*args, **kw):
-        return subprocess.run([sys.executable, "-m", "ddlib", *args], env=env, cwd=repo_root,
-                              capture_output=True, text=True, timeout=300, **kw)
+    def call(*args):
+        return ddlib_cli(args, env, repo_root)
 
     call.env, call.home = env, tmp_path / "home"
     return call

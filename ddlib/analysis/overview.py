@@ -146,11 +146,14 @@ def reproduce_table(path: Optional[Path] = None) -> pd.DataFrame:
     return pd.DataFrame(d["chosen"]).set_index(["method", "ipc"])
 
 
-def reproduce_chart(curves: pd.DataFrame) -> alt.Chart:
-    """Test accuracy against synthesis iterations, one line per (method, IPC), the published number dashed."""
+def reproduce_chart(curves: pd.DataFrame) -> Optional[alt.Chart]:
+    """Test accuracy against synthesis iterations, one line per (method, IPC), the published number dashed.
+
+    ``None`` (nothing drawn) when no reproduction is recorded: :func:`reproduce_table` says so.
+    """
     df = curves.reset_index()
     if df.empty:
-        return alt.Chart(pd.DataFrame({"note": ["not run yet"]})).mark_text().encode(text="note")
+        return None
     df["run"] = df["method"] + " ipc " + df["ipc"].astype(str)
     df["x"] = df["iters"].clip(lower=0.5)  # iteration 0 (the real images) on the log axis
     base = alt.Chart(df).encode(color=alt.Color("run:N", title=None))

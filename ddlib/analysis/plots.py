@@ -136,10 +136,12 @@ def transfer_chart(gains: pd.DataFrame, *, width: int = 220, height: int = 160) 
     base = alt.Chart(s).encode(x=alt.X("model:N", title="student architecture"),
                                color=alt.Color("method:N", title="method"),
                                xOffset=alt.XOffset("method:N"))
-    dots = base.mark_point(filled=True, size=50).encode(
+    # Opaque and large enough to read: with few seeds a method may be only a handful of dots.
+    dots = base.mark_point(filled=True, size=90, opacity=1.0).encode(
         y=alt.Y("gain:Q", title="gain over random (points)"),
         tooltip=["method", "model", "regime", "ipc", alt.Tooltip("gain:Q", format="+.1f"), "pairs"])
-    bars = base.mark_errorbar().encode(y="ci_low:Q", y2="ci_high:Q")
+    bars = base.mark_errorbar().encode(y=alt.Y("ci_low:Q", title="gain over random (points)"),
+                                       y2="ci_high:Q")
     zero = alt.Chart(s).mark_rule(color="grey").encode(y=alt.datum(0.0))
     return (zero + bars + dots).properties(width=width, height=height).facet(
         column=alt.Column("regime:N", title="label regime"))

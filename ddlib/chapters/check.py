@@ -44,7 +44,6 @@ from ddlib.methods.coresets import CORESETS, select
 from ddlib.methods.distill import DISTILLERS, distill
 from ddlib.methods.distill.rded import decode_mosaics
 from ddlib.methods.objectives import OBJECTIVES
-from ddlib.run.cli import Command
 
 #: (channels, side, classes) of every registered dataset: the shapes a check builds at
 SHAPES: Dict[str, Tuple[int, int, int]] = {
@@ -192,16 +191,8 @@ def check_profile(profile: str, *, methods: Sequence[str] = (), root: Optional[P
     return failures
 
 
-def _args(parser) -> None:
-    parser.add_argument("--profile", default="paper")
-    parser.add_argument("--method", action="append", default=None, help="only these methods")
-
-
-def _run(args, settings) -> None:
+def run_check(args, settings) -> None:
+    """``python -m ddlib check`` (its arguments are declared in ``ddlib/__main__.py``)."""
     failures = check_profile(args.profile, methods=args.method or ())
     if failures:
         raise DDLibError(f"check --profile {args.profile}: {len(failures)} failure(s): {failures[0]}")
-
-
-COMMAND = Command("check", "dry-run a profile: every chapter grid resolved, every method built briefly at "
-                  "the profile's shapes, a few student steps", _args, _run)

@@ -2,7 +2,7 @@
 
 The command lives here, not in :mod:`ddlib.run.cli`, because the ledger's
 studies are the chapters' (the layer above ``run``); ``ddlib/__main__.py``
-adds it to the command line through :class:`ddlib.run.cli.Command` (see ``ddlib/__main__.py``).  It reads
+declares its options and adds it to the command line.  It reads
 the stored rows only (nothing is trained): a claim whose runs are not stored
 is untested.  With ``--measure`` it also computes the measurements some claims
 need (quality, DCS scores, a held-out teacher's view), training the measuring
@@ -16,16 +16,6 @@ from ddlib.analysis.claims import claim_names, claims_list, ledger_csv, ledger_t
 from ddlib.chapters.ledger import Ledger
 from ddlib.core.config import PROFILES
 from ddlib.core.registry import DDLibError
-from ddlib.run.cli import Command
-
-
-def add_claims_arguments(p) -> None:
-    p.add_argument("--profile", default="default", help="whose chapter grids the ledger reads")
-    p.add_argument("--format", choices=("table", "csv"), default="table")
-    p.add_argument("--list", action="store_true", help="claim ids and sources only, evaluating nothing")
-    p.add_argument("--claim", action="append", default=None, help="only these claims (ids, e.g. H4)")
-    p.add_argument("--measure", action="store_true",
-                   help="also compute the measurements (quality, DCS, teacher view); may train teachers")
 
 
 def cmd_claims(args, settings) -> None:
@@ -54,7 +44,3 @@ def cmd_claims(args, settings) -> None:
     print(ledger_text(table))
     print("Supervision each distiller was evaluated with in its own paper, and our matching regime:")
     print(supervision_table().to_string(index=False))
-
-
-COMMAND = Command("claims", "print the claims ledger from the results store (nothing is trained)",
-                  add_claims_arguments, cmd_claims)

@@ -6,8 +6,9 @@ import os
 import pytest
 
 import ddlib
+from ddlib.__main__ import CHECK
 from ddlib.chapters import check
-from ddlib.chapters.check import COMMAND, check_profile, quick_profile, resolve_grids, synthetic_split
+from ddlib.chapters.check import check_profile, quick_profile, resolve_grids, synthetic_split
 from ddlib.core.config import PROFILES
 from ddlib.engine.models import MODELS
 from ddlib.run import cli
@@ -47,7 +48,7 @@ def test_a_failing_build_is_reported_and_the_cli_exits_2(monkeypatch, capsys):
     monkeypatch.setattr(check, "_student", boom)
     failures = check_profile("smoke", methods=("random",), log=lambda line: None)
     assert failures and all("RuntimeError: out of memory" in f for f in failures)
-    assert cli.main(["check", "--profile", "smoke", "--method", "random"], commands=(COMMAND,)) == 2
+    assert cli.main(["check", "--profile", "smoke", "--method", "random"], commands=(CHECK,)) == 2
     assert "ddlib: error: check --profile smoke" in capsys.readouterr().err
 
 

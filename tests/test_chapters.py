@@ -61,7 +61,12 @@ def test_a_chapter_study_fills_the_grid_then_the_profile():
 def test_dd2018_studies_replay_the_grids_first_budget():
     """Chapter 6's notebook and the claims ledger read the same replayed sets."""
     studies = dd2018_studies("smoke")
-    assert len(studies) == 3 and {s.eval_lr for s in studies} == {"unrolled"}
+    assert len(studies) == 4 and {s.eval_lr for s in studies} == {"unrolled"}
     assert {s.budgets for s in studies} == {(1.0,)} and {s.methods for s in studies} == {("dd",)}
-    assert [dict(s.hparams)["init"] for s in studies] == ["fixed", "random", "fixed"]
+    assert [dict(s.hparams)["init"] for s in studies] == ["fixed", "random", "fixed", "fixed"]
+    # the baselines (images frozen, only their steps learnt): k-means only above IPC 1, where it is not the mean
+    assert [dict(s.hparams).get("images") for s in studies] == [None, None, "real", "mean"]
+    wider = dd2018_studies("smoke", ipcs=[1, 10])
+    assert [dict(s.hparams).get("images") for s in wider][-1] == "kmeans" and wider[-1].ipcs == (10,)
+    assert {dict(s.hparams).get("lr_img") for s in wider[2:]} == {0.0}
     assert dd2018_studies("smoke", seeds=[4])[0].seeds == (4,)

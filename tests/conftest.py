@@ -41,6 +41,7 @@ KIND_BY_FIXTURE = {
 KIND_BY_TEST = {
     "test_book.py::test_book_pages_draw_every_chart_offline": ("browser",),
     "test_layout.py::test_import_contracts_hold": ("subprocess",),  # import-linter in a child python
+    "test_data_formats.py::test_every_chapter_notebook_executes_on_a_tiny_fake_cifar": ("notebook",),
 }
 # "file::function" of unit tests too slow for `make check` (from `pytest -m unit --durations=0`)
 # Measured 2026-11-30 (CPU seconds of the whole unit set: 656; these 16 take 530).

@@ -6,6 +6,7 @@ calls), a smoke run through :func:`ddlib.run.runner.run` per format, and the CLI
 for damaged data: one ``ddlib: error:`` line, nothing stored changed.  Nothing
 downloads.
 """
+import json
 import subprocess
 import sys
 
@@ -196,21 +197,47 @@ def test_damaged_cifar_through_the_cli_changes_nothing(tmp_path, child_env, repo
     assert Store(home).rows() == before
 
 
-# chapters checked on a fake CIFAR-10 (32-px RGB: three channels, the timm students' stems, its own
-# normalisation); the other chapters run on `-p dataset cifar10` the same way but are not yet timed here
-ON_FAKE_CIFAR = ("09_transfer",)
+# Every chapter notebook on a tiny fake CIFAR-10 (32-px RGB: three channels, the timm students' stems, its own
+# normalisation), with its smallest grid through its papermill parameters: one seed, one budget, IPC 1 where
+# the chapter takes IPCs, few methods.  The chapters share one store, so later ones reuse earlier ones' runs,
+# as in the book build; the claims chapter reads the rows the others stored (stored_only) and scores chapter
+# 8's objectives; the deviations chapter reads no data (it runs as it is).
+_TINY = dict(profile="smoke", dataset="cifar10", seeds=[0], budgets=[1.0])
+_FEW = dict(ipcs=[1], regimes=["hl", "slkd"])
+CHAPTER_PARAMS = {
+    "01_protocol": _TINY,
+    "02_label_regimes": {**_TINY, **_FEW, "methods": ["random", "el2n_easy"]},
+    "03_distilled_vs_coresets": {**_TINY, **_FEW, "methods": ["random", "dm"]},
+    "04_cost": {**_TINY, **_FEW, "methods": ["random", "dm"]},
+    "05_quality": {**_TINY, **_FEW, "methods": ["random", "dm"]},
+    "06_dd2018": _TINY,  # DD's chapter on CIFAR instead of its MNIST
+    "07_teacher_based": {**_TINY, "ipcs": [1], "regimes": ["hl"], "methods": ["random", "rded", "cim"]},
+    "08_dcs": dict(profile="smoke", dataset="cifar10", seeds=[0], ipcs=[1], extra_seeds=[2], objectives=["dm"]),
+    "09_transfer": {**_TINY, "ipcs": [1], "regimes": ["hl"], "methods": ["random", "dm"]},
+    "10_claims": dict(profile="smoke", dataset="cifar10", seeds=[0], stored_only=True, objectives=["dm"]),
+    "11_deviations": dict(profile="smoke"),
+}
 
 
-@pytest.mark.parametrize("notebook", ON_FAKE_CIFAR)
-def test_chapter_notebook_executes_on_a_tiny_fake_cifar(notebook, tmp_path, child_env, repo_root):
-    tx, ty = _images(30, K, 3, 32, 0)  # 15 per class to validation, 15 to the pool (IPC 10 fits)
+def test_every_chapter_notebook_is_run_here(repo_root):
+    assert sorted(CHAPTER_PARAMS) == sorted(p.stem for p in (repo_root / "notebooks").glob("*.ipynb"))
+
+
+def test_every_chapter_notebook_executes_on_a_tiny_fake_cifar(tmp_path, child_env, repo_root):
+    """Each notebook's code cells, parameters injected as papermill injects them, in one IPython shell
+    (tests/run_chapters.py: no kernel start per notebook) on the smoke profile shortened as
+    `python -m ddlib check` shortens it."""
+    tx, ty = _images(55, K, 3, 32, 0)  # 15 per class to validation, 40 to the pool (CIM's 4 x 10 anchors)
     ex, ey = _images(5, K, 3, 32, 1)
     write_cifar("cifar10", tmp_path / "data", tx, ty, ex, ey, [f"c{i}" for i in range(K)])
-    out = tmp_path / f"{notebook}.ipynb"
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({str(repo_root / "notebooks" / f"{nb}.ipynb"): p for nb, p in CHAPTER_PARAMS.items()}))
     env = child_env(DDLIB_HOME=tmp_path / "home", DDLIB_DATA=tmp_path / "data")
-    proc = subprocess.run([sys.executable, "-m", "papermill", str(repo_root / "notebooks" / f"{notebook}.ipynb"),
-                           str(out), "-p", "profile", "smoke", "-p", "dataset", "cifar10", "--cwd", str(tmp_path)],
-                          env=env, cwd=repo_root, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.run([sys.executable, str(repo_root / "tests" / "run_chapters.py"), str(plan), "--quick"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    done = [ln.split()[1] for ln in proc.stderr.splitlines() if ln.startswith("TIME ")]
+    assert done == list(CHAPTER_PARAMS), proc.stderr[-2000:]
     rows = Store(tmp_path / "home").frame()
     assert len(rows) and set(rows["dataset"]) == {"cifar10"}
+    assert {"mobilenetv3_small_100", "dd"} <= set(rows["model"]) | set(rows["method"])

@@ -33,6 +33,7 @@ from ddlib.core.cost import Meter
 from ddlib.core.registry import DDLibError
 from ddlib.core.store import Store
 from ddlib.data import DatasetMeta, Split
+from ddlib.data.zca import base_name
 from ddlib.engine import augment as aug
 from ddlib.engine.models import MODELS, create_model
 from ddlib.engine.regimes import create_regime
@@ -70,6 +71,7 @@ def quick_profile(prof: Profile) -> Profile:
 
 def synthetic_split(dataset: str, per_class: int, seed: int = 0) -> Split:
     """A random split with ``dataset``'s geometry: ``per_class`` train images per class, 4 val, 4 test."""
+    dataset = base_name(dataset)  # a whitened dataset has its source's shapes
     if dataset not in SHAPES:
         raise DDLibError(f"check: no known shape for dataset {dataset!r}; known: {', '.join(SHAPES)}")
     c, s, k = SHAPES[dataset]

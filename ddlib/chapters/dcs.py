@@ -31,10 +31,13 @@ class DCSStudy:
 
     @classmethod
     def from_params(cls, profile: str = "default", dataset: str = "", objectives: Sequence[str] = (),
-                    extra_seeds: Sequence[int] = (), eval_seed: int = 0) -> "DCSStudy":
-        """Chapter 3's sets (``distilled_vs_coresets`` grid) and the ``dcs`` grid's random subsets."""
+                    extra_seeds: Sequence[int] = (), eval_seed: int = 0, seeds: Sequence[int] = (),
+                    ipcs: Sequence[int] = ()) -> "DCSStudy":
+        """Chapter 3's sets (``distilled_vs_coresets`` grid; ``seeds`` / ``ipcs``: other seeds / IPCs than its)
+        and the ``dcs`` grid's random subsets."""
         budgets = chapter_grid("distilled_vs_coresets", profile).get("budgets") or PROFILES.get(profile).budgets
-        main = study("distilled_vs_coresets", profile, dataset=dataset, regimes=["hl"], budgets=budgets[:1])
+        main = study("distilled_vs_coresets", profile, dataset=dataset, regimes=["hl"], budgets=budgets[:1],
+                     seeds=seeds, ipcs=ipcs)
         g = chapter_grid("dcs", profile)
         extra = Study.from_params(profile=profile, dataset=main.dataset, methods=g["methods"], ipcs=main.ipcs,
                                   regimes=["hl"], budgets=main.budgets, seeds=extra_seeds or g["seeds"])
@@ -56,6 +59,12 @@ class DCSStudy:
     def run(self, store: Optional[Store] = None, *, quiet: bool = True) -> pd.DataFrame:
         """Run (or reuse) every set's training run; the rows, one per set."""
         return run_all(self.sets, store, quiet=quiet).drop_duplicates("key").reset_index(drop=True)
+
+    def stored(self, store: Store) -> pd.DataFrame:
+        """The rows of :meth:`run` already stored (nothing is run; absent runs are absent)."""
+        df = store.frame()
+        keys = {c.key() for s in self.sets for c in s.configs()}
+        return df[df["key"].isin(keys)].drop_duplicates("key").reset_index(drop=True)
 
     def score(self, frame: pd.DataFrame, store: Optional[Store] = None) -> pd.DataFrame:
         """:func:`ddlib.run.measure.score_sets` of ``frame`` with this study's probes and seed."""

@@ -3,7 +3,7 @@ and the measurements of their sets that some claims need (quality, DCS scores, a
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import pandas as pd
 
@@ -38,28 +38,33 @@ class Ledger:
     profile: str
     studies: Tuple[Tuple[str, Tuple], ...]
     missing: Tuple[str, ...]
+    dataset: str = ""  # "" = each grid's own (the profile's; chapter 6's MNIST)
+    seeds: Tuple[int, ...] = ()  # () = each grid's own
 
     @classmethod
-    def from_params(cls, profile: str = "default") -> "Ledger":
+    def from_params(cls, profile: str = "default", dataset: str = "", seeds: Sequence[int] = ()) -> "Ledger":
         """Every :data:`LEDGER_CHAPTERS` grid of ``profile``, chapter 2's full-data runs, chapter 6's replayed
         DD sets and their full-data runs; chapters without a grid for it are listed as missing, and so are
-        full-data runs whose data are absent (their claims are then untested)."""
-        studies, missing = [], []
+        full-data runs whose data are absent (their claims are then untested).
+
+        ``dataset`` / ``seeds``: every grid on that dataset (``-p dataset cifar10``) / with those seeds."""
+        studies, missing, seeds = [], [], tuple(seeds)
         for ch in LEDGER_CHAPTERS:
             if ch in CHAPTERS and profile in CHAPTERS.get(ch):
-                s = study(ch, profile)
+                s = study(ch, profile, dataset=dataset, seeds=seeds)
                 studies.append((ch, (s,)))
                 if ch == "label_regimes":
                     studies.append(("full_data", (s.full_data(),)))
             else:
                 missing.append(ch)
-        dd = dd2018_studies(profile)
+        dd = dd2018_studies(profile, dataset=dataset, seeds=seeds)
         studies.append(("dd2018", dd))
         try:  # the same full-data study as chapter 6's (its grid's budgets)
-            studies.append(("dd2018_full", (_full_data(study("dd2018", profile, methods=["random"])),)))
+            studies.append(("dd2018_full", (_full_data(study("dd2018", profile, dataset=dataset, seeds=seeds,
+                                                             methods=["random"])),)))
         except DDLibError:
             missing.append("dd2018_full")
-        return cls(profile, tuple(studies), tuple(missing))
+        return cls(profile, tuple(studies), tuple(missing), dataset, seeds)
 
     def describe(self) -> pd.DataFrame:
         d = {ch: f"{sum(len(s.configs()) for s in ss)} runs" for ch, ss in self.studies}
@@ -69,11 +74,16 @@ class Ledger:
     def _cross_arch(self, store: Store) -> pd.DataFrame:
         """Stored rows of this profile trained with a student other than the profile's (the C5 claim)."""
         df = store.frame(profile=self.profile)
+        df = df[df["dataset"] == (self.dataset or PROFILES.get(self.profile).dataset)]
         return df[df["model"].notna() & (df["model"] != "") & (df["model"] != PROFILES.get(self.profile).model)]
 
-    def run(self, store: Optional[Store] = None, *, quiet: bool = True) -> pd.DataFrame:
-        """Every study's rows (run or reused) with a ``chapter`` column, plus stored cross-architecture rows."""
+    def run(self, store: Optional[Store] = None, *, quiet: bool = True, stored_only: bool = False) -> pd.DataFrame:
+        """Every study's rows (run or reused) with a ``chapter`` column, plus stored cross-architecture rows.
+
+        ``stored_only``: :meth:`stored` (the rows the chapters left in the store; nothing is run)."""
         store = store or default_store()
+        if stored_only:
+            return self.stored(store)
         parts = [run_all(ss, store, quiet=quiet).assign(chapter=ch) for ch, ss in self.studies]
         return pd.concat(parts + [self._cross_arch(store).assign(chapter=CROSS_ARCH)], ignore_index=True)
 
@@ -84,31 +94,38 @@ class Ledger:
                  for ch, ss in self.studies]
         return pd.concat(parts + [self._cross_arch(store).assign(chapter=CROSS_ARCH)], ignore_index=True)
 
-    def measure(self, frame: pd.DataFrame, store: Optional[Store] = None) -> Dict[str, pd.DataFrame]:
+    def measure(self, frame: pd.DataFrame, store: Optional[Store] = None, *,
+                run_missing: bool = True, objectives: Sequence[str] = ()) -> Dict[str, pd.DataFrame]:
         """The measurements some claims read, of the sets in ``frame`` (run the studies first).
 
         ``quality`` (chapter 5's metrics of chapter 3's sets), ``quality_teacher_based`` (chapter 7's),
         ``teacher_view`` (a held-out teacher on both) and ``dcs`` (chapter 8's objective scores).  May
-        train the reference and held-out teachers and chapter 8's probes when they are not cached.
+        train the reference and held-out teachers and chapter 8's probes when they are not cached;
+        ``run_missing=False`` scores only chapter 8's stored sets instead of running its missing runs;
+        ``objectives``: chapter 8's objectives other than its grid's (``-p objectives``).
         """
         store = store or default_store()
         out: Dict[str, pd.DataFrame] = {}
-        split, teacher = reference_teacher(self.profile, store=store)
+        split, teacher = reference_teacher(self.profile, self.dataset, store=store)
         for ch, name in (("distilled_vs_coresets", "quality"), ("teacher_based", "quality_teacher_based")):
             sets = frame[(frame["chapter"] == ch) & (frame["regime"] == "hl")]
             if len(sets):  # one row per stored set (rows sharing a set give one)
                 out[name] = set_quality_table(store, split, teacher, sets)
         sets = frame[frame["chapter"].isin(["distilled_vs_coresets", "teacher_based"]) & (frame["regime"] == "hl")]
         if len(sets):
-            _, held_out = reference_teacher(self.profile, store=store, seed=HELD_OUT_TEACHER_SEED)
+            _, held_out = reference_teacher(self.profile, self.dataset, store=store, seed=HELD_OUT_TEACHER_SEED)
             out["teacher_view"] = teacher_view_table(store, held_out, sets)
         if "dcs" in CHAPTERS and self.profile in CHAPTERS.get("dcs"):
-            d = DCSStudy.from_params(profile=self.profile)
-            out["dcs"] = d.score(d.run(store), store)
+            d = DCSStudy.from_params(profile=self.profile, dataset=self.dataset, seeds=self.seeds,
+                                     objectives=objectives)
+            rows = d.run(store) if run_missing else d.stored(store)
+            if len(rows):
+                out["dcs"] = d.score(rows, store)
         return out
 
 
-def chapter_verdicts(chapter: str, profile: str = "default", store: Optional[Store] = None) -> pd.DataFrame:
+def chapter_verdicts(chapter: str, profile: str = "default", store: Optional[Store] = None,
+                     dataset: str = "") -> pd.DataFrame:
     """The verdicts of the claims ``chapter`` tests, from the rows stored when the page is built.
 
     The same code as the ledger page (:func:`ddlib.analysis.claims.ledger_table`) on the ledger's
@@ -118,5 +135,5 @@ def chapter_verdicts(chapter: str, profile: str = "default", store: Optional[Sto
     names = chapter_claims(chapter)
     if not names:
         raise DDLibError(f"no claim is tested in chapter {chapter!r}")
-    frame = Ledger.from_params(profile).stored(store or default_store())
+    frame = Ledger.from_params(profile, dataset).stored(store or default_store())
     return chapter_table(ledger_table(frame, names), chapter)

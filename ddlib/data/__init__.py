@@ -1,7 +1,9 @@
 """Datasets as device tensors: train pool / validation / test splits.
 
 ``load(name, profile, device, data_dir=...)`` returns a :class:`Split` whose
-tensors are normalised per channel with the train pool's statistics; the
+tensors are normalised per channel with the train pool's statistics, or, for a
+name ending in ``+zca`` (``cifar10+zca``), ZCA-whitened with a matrix fitted on
+the train pool (:mod:`ddlib.data.zca`; MTT's preprocessing); the
 datasets' folder is an argument (the run layer passes ``$DDLIB_DATA``).  The validation split is carved
 from train with a fixed seed; the test split is for the final number only.
 """
@@ -18,7 +20,8 @@ import torch
 
 from ddlib.core.config import PROFILES
 from ddlib.core.registry import DDLibError
-from ddlib.data.sources import SOURCES, RawData, imagefolder_source
+from ddlib.data import zca
+from ddlib.data.sources import SOURCES, RawData, data_root, imagefolder_source
 
 SPLIT_SEED = 20260101  # fixed: splits never depend on the run seed
 TEST_FRACTION = 0.2  # share of a source without a test split held out for test
@@ -34,6 +37,8 @@ class DatasetMeta:
     mean: Tuple[float, ...]
     std: Tuple[float, ...]
     fingerprint: str = ""  # SHA-256 prefix of the train pool's pixels and labels
+    # the ZCA transform every split went through (``NAME+zca``), None = per-channel normalisation
+    zca: Optional[zca.Whitening] = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ class Split:
 
 
 def dataset_names():
-    return SOURCES.names() + ["imagefolder:PATH[@SIZE]"]
+    return SOURCES.names() + ["imagefolder:PATH[@SIZE]", f"NAME{zca.SUFFIX} (ZCA-whitened, e.g. cifar10{zca.SUFFIX})"]
 
 
 def _balanced_take(y: np.ndarray, per_class: int, rng: np.random.Generator):
@@ -88,6 +93,7 @@ def _balanced_take(y: np.ndarray, per_class: int, rng: np.random.Generator):
 
 
 def _raw(name: str, data_dir: Optional[Path]) -> RawData:
+    name = zca.base_name(name)
     if name.startswith("imagefolder:"):
         return imagefolder_source(name, data_dir)
     return SOURCES.get(name)(data_dir)
@@ -118,15 +124,23 @@ def _load_cpu(name: str, pool_per_class: Optional[int], val_per_class: int,
     if test_limit is not None and test_limit < len(ey):
         keep, _ = _balanced_take(ey, test_limit // k, rng)
         ex, ey = ex[keep], ey[keep]
-    mean = tx.mean(axis=(0, 2, 3))
-    std = tx.std(axis=(0, 2, 3)) + 1e-8
-    norm = lambda a: torch.from_numpy(((a - mean[None, :, None, None]) / std[None, :, None, None])  # noqa: E731
-                                      .astype(np.float32))
     digest = hashlib.sha256(np.ascontiguousarray(tx).tobytes())
     digest.update(np.ascontiguousarray(ty).tobytes())
+    if zca.split_name(name)[1]:  # as MTT: pixels in [0, 1], whitened; the matrix is the pool's, for every split
+        wh = zca.fitted(tx, digest.hexdigest(), data_root(data_dir))
+        pool = wh.apply(tx)
+        wh = zca.with_bounds(wh, pool)
+        mean, std = np.zeros(tx.shape[1]), np.ones(tx.shape[1])
+        norm = lambda a: torch.from_numpy(pool if a is tx else wh.apply(a))  # noqa: E731
+    else:
+        wh = None
+        mean = tx.mean(axis=(0, 2, 3))
+        std = tx.std(axis=(0, 2, 3)) + 1e-8
+        norm = lambda a: torch.from_numpy(((a - mean[None, :, None, None]) / std[None, :, None, None])  # noqa: E731
+                                          .astype(np.float32))
     meta = DatasetMeta(name, k, tx.shape[1], tx.shape[2], raw.classes,
                        tuple(float(m) for m in mean), tuple(float(s) for s in std),
-                       digest.hexdigest()[:16])
+                       digest.hexdigest()[:16], wh)
     return Split(norm(tx), torch.from_numpy(ty), norm(vx), torch.from_numpy(vy), norm(ex),
                  torch.from_numpy(ey), meta)
 
@@ -149,7 +163,29 @@ def load(name: str, profile=None, device="cpu", data_dir: Optional[Path] = None)
 
 
 def unnormalize(x: torch.Tensor, meta: DatasetMeta) -> torch.Tensor:
-    """Pixels in [0, 1] of normalised images ``x`` (M, C, H, W): ``x * std + mean``, clipped."""
+    """Pixels in [0, 1] of normalised images ``x`` (M, C, H, W): ``x * std + mean``, clipped.
+
+    A whitened dataset's images (``NAME+zca``) are un-whitened instead, ``x W^-1 + mean``
+    (:meth:`ddlib.data.zca.Whitening.invert`), as MTT shows its sets: the charts show
+    pixels, the students train and are tested on the whitened values.
+    """
+    if meta.zca is not None:
+        return meta.zca.invert(x).clamp(0, 1)
     mean = torch.tensor(meta.mean, device=x.device).view(1, -1, 1, 1)
     std = torch.tensor(meta.std, device=x.device).view(1, -1, 1, 1)
     return (x * std + mean).clamp(0, 1)
+
+
+def pixel_bounds(meta: DatasetMeta, device="cpu") -> Tuple[torch.Tensor, torch.Tensor]:
+    """(lo, hi), each (1, C, 1, 1): the valid range of a normalised image's values per channel.
+
+    Per-channel normalisation: where pixels 0 and 1 land, ``(0 - mean) / std`` and
+    ``(1 - mean) / std``.  Whitened data have no such box per pixel; the range is then
+    the whitened pool's per-channel extremes (:attr:`ddlib.data.zca.Whitening.lo` / ``hi``).
+    """
+    if meta.zca is not None:
+        lo, hi = torch.tensor(meta.zca.lo), torch.tensor(meta.zca.hi)
+    else:
+        mean, std = torch.tensor(meta.mean), torch.tensor(meta.std)
+        lo, hi = (0 - mean) / std, (1 - mean) / std
+    return lo.to(device).view(1, -1, 1, 1), hi.to(device).view(1, -1, 1, 1)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ddlib.core.registry import DDLibError
+from ddlib.data.zca import base_name
 
 SCALE, ROTATE_DEG, CROP_PAD, CUTOUT = 1.2, 15.0, 0.125, 0.5
 BRIGHTNESS, SATURATION, CONTRAST = 1.0, 2.0, 0.5
@@ -38,7 +39,7 @@ DIGIT_DATASETS = ("digits", "mnist5k", "mnist", "svhn")
 
 def dsa_strategy(dataset: str) -> str:
     """The reference's DSA list for ``dataset``: without flip on digits, with flip elsewhere."""
-    return DSA_NO_FLIP if dataset in DIGIT_DATASETS else DSA_FLIP
+    return DSA_NO_FLIP if base_name(dataset) in DIGIT_DATASETS else DSA_FLIP
 
 
 def resolve(strategy: str, dataset: str = "") -> str:

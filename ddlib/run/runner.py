@@ -34,6 +34,7 @@ from ddlib.core.seeding import pick_device, stream_seed
 from ddlib.core.store import Store
 from ddlib.data import Split, load
 from ddlib.data.sources import SOURCES
+from ddlib.data.zca import base_name
 from ddlib.engine import augment as aug
 from ddlib.engine.batched import FitArgs
 from ddlib.engine.distributed import DistInfo
@@ -56,7 +57,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     """Resolve profile defaults and check every name and hyper-parameter; raises DDLibError on the first bad one."""
     r = cfg.resolved()
     if not r.dataset.startswith("imagefolder:"):
-        SOURCES.get(r.dataset)
+        SOURCES.get(base_name(r.dataset))  # "cifar10+zca": the cifar10 source, whitened
     method_family(r.method)
     check_hparams(r.method, dict(r.hparams))  # before anything is built: a typo is not a new setting
     REGIMES.get(r.regime)

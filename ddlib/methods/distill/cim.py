@@ -41,6 +41,8 @@ from tqdm import tqdm
 from ddlib.core.hparams import HParam
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator
+from ddlib.data import pixel_bounds
+from ddlib.data.zca import base_name
 from ddlib.engine import augment as aug
 from ddlib.methods.distill import register
 from ddlib.methods.distill.rded import (
@@ -124,7 +126,7 @@ def distill_cim(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr: float = 
     """
     m = train.meta
     if strategy == aug.AUTO:
-        strategy = "crop_cutout" if m.name in aug.DIGIT_DATASETS else "crop_cutout_flip"
+        strategy = "crop_cutout" if base_name(m.name) in aug.DIGIT_DATASETS else "crop_cutout_flip"
     size = patch_size(m.img_size, factor)
     iters = iters or min(ctx.profile.synth_iters, 200)
     if factor == 1:
@@ -134,9 +136,7 @@ def distill_cim(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr: float = 
     g = generator(seed, "cim")
     anchors = lowest_ce_anchors(train, teacher, k, factor * factor * ipc, n_real, g)
     mosaics = tile(downsample(anchors, size), factor)
-    mean = torch.tensor(m.mean, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(m.std, device=device).view(1, -1, 1, 1)
-    lo, hi = (0 - mean) / std, (1 - mean) / std
+    lo, hi = pixel_bounds(m, device)
     residual = torch.zeros_like(mosaics, requires_grad=True)
     opt = torch.optim.AdamW([residual], lr=lr, weight_decay=weight_decay)
     losses = []

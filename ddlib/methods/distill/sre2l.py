@@ -40,6 +40,7 @@ from tqdm import tqdm
 from ddlib.core.hparams import HParam
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator
+from ddlib.data import pixel_bounds
 from ddlib.engine import augment as aug
 from ddlib.engine.models import MODELS
 from ddlib.methods.distill import register
@@ -156,9 +157,7 @@ def distill_sre2l(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr: float 
     k, device = train.num_classes, train.train_x.device
     g = generator(seed, "sre2l")
     y = torch.arange(k, device=device).repeat_interleave(ipc)
-    mean = torch.tensor(m.mean, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(m.std, device=device).view(1, -1, 1, 1)
-    lo, hi = (0 - mean) / std, (1 - mean) / std
+    lo, hi = pixel_bounds(m, device)
     stats: List = []
     hooks = [bn.register_forward_hook(lambda _m, inp, _o: stats.append(batch_stats(inp[0]))) for bn in bns]
     losses, batches = [], []

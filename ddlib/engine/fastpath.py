@@ -243,14 +243,15 @@ def batch_independent(model: nn.Module) -> bool:
 
 #: slice target of a forward without gradient (DM's real batch): 128 ConvNet-128 images on 32 x 32
 NO_GRAD_MICRO_BYTES = 8 * MICRO_BYTES
-_CALLS: Dict[str, object] = {}  # one compiled ``model.<method>(x)`` per method name, shared by every model
+_CALLS: Dict[tuple, object] = {}  # one compiled ``model.<method>(x)`` per (architecture, method)
 
 
-def _compiled_call(method: str):
-    if method not in _CALLS:
-        # the module is an argument, so a fresh network of the same architecture reuses the graph
-        _CALLS[method] = torch.compile(lambda model, x: getattr(model, method)(x), dynamic=False)
-    return _CALLS[method]
+def _compiled_call(arch: tuple, method: str):
+    if (arch, method) not in _CALLS:
+        # the module is an argument, so a fresh network of the same architecture reuses the graph;
+        # one function per architecture keeps each within dynamo's recompile limit
+        _CALLS[arch, method] = torch.compile(lambda model, x: getattr(model, method)(x), dynamic=False)
+    return _CALLS[arch, method]
 
 
 class Slicer:
@@ -281,6 +282,7 @@ class Slicer:
                  engine: Union[Engine, str, None] = None, work_flop: float = 0.0,
                  micro_bytes: int = MICRO_BYTES):
         self.engine = Engine.of(engine)
+        self.arch = (type(model), tuple(tuple(p.shape) for p in model.parameters()))
         mode = self.engine.mode
         _, act = profile(model, sample_shape)
         micro = 0
@@ -302,7 +304,7 @@ class Slicer:
         if not self.compiled or len(x) != self.micro:
             return getattr(model, method)(x)
         try:
-            return _compiled_call(method)(model, x)
+            return _compiled_call(self.arch, method)(model, x)
         except Exception as e:  # noqa: BLE001 - any compiler failure: run eager instead
             self.engine.compile_failed, self.compiled = True, False
             log.warning("torch.compile failed (%s: %s); running eager from now on",

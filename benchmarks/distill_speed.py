@@ -17,6 +17,13 @@ load on a shared machine) and ``peak_mem_mb`` are the distiller's own loop.  Wha
 its outer/inner loops; DM: one random network; MTT: one unrolled student
 segment; DD: one outer step); see each module's docstring.
 
+``--reference`` instead times ddlib's DM, DC, DSA, MTT and SRe2L at ``paper``
+settings against loops written the way the reference code writes them,
+interleaved in one process (:mod:`distill_reference`), and writes
+``benchmarks/results/distill_speed_reference.json``: per method
+``seconds_per_iter``, ``reference_seconds_per_iter``, ``ratio_vs_reference``
+(reference / ddlib: above 1, ddlib is faster) and ``gemm_fraction``.
+
 Writes ``benchmarks/results/distill_speed.json``: per method
 ``{seconds_per_iter, cpu_seconds_per_iter, iters, peak_mem_mb, fwd, bwd}``, plus ``device``, ``torch``,
 ``threads``, ``ipc``, ``profile``, ``date`` and the 1-min load averages.
@@ -42,6 +49,7 @@ import torch  # noqa: E402
 from ddlib.core.config import PROFILES  # noqa: E402
 from ddlib.core.cost import Meter  # noqa: E402
 from ddlib.core.store import Store  # noqa: E402
+from ddlib.data import Split  # noqa: E402
 from ddlib.methods.context import Context  # noqa: E402
 from ddlib.methods.distill import DISTILLERS  # noqa: E402
 from ddlib.run.settings import default_device  # noqa: E402  ($DDLIB_DEVICE, read once)
@@ -73,6 +81,74 @@ def in_child(name: str, args, store_dir: str, iters: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def reference_mode(args) -> dict:
+    """``--reference``: ddlib against the reference-style loops, interleaved (see :mod:`distill_reference`)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import distill_reference as dr
+
+    prof = PROFILES.get("paper")
+    t0 = time.perf_counter()
+    split = load(prof.dataset, prof, torch.device("cpu"))
+    if args.pool:  # a class-balanced random subset of the pool: the per-class real batch is unchanged
+        g = torch.Generator().manual_seed(0)
+        keep = torch.cat([ix[torch.randperm(len(ix), generator=g)[:args.pool]]
+                          for ix in (split.class_indices(c).cpu() for c in range(split.num_classes))])
+        split = Split(split.train_x[keep], split.train_y[keep], split.val_x, split.val_y, split.test_x[:0],
+                      split.test_y[:0], split.meta)
+    load_s = time.perf_counter() - t0
+    dest = Path(args.out or ROOT / "benchmarks" / "results" / "distill_speed_reference.json")
+    # methods run now replace theirs in an existing file; the others' entries (with their dates) are kept
+    old = json.loads(dest.read_text())["methods"] if dest.exists() else {}
+    load_start = os.getloadavg()
+    gemm_before = dr.gemm_rate()
+
+    ran = []
+
+    def save(name, r, gemm=gemm_before):  # per method: its fraction of the GEMM rate measured in its run
+        r["gemm_gflop_s"] = round(gemm / 1e9, 1)
+        r["gemm_fraction"] = round(r["gflop_s"] * 1e9 / gemm, 4)
+        old[name] = r
+        ran.append(name)
+        write(gemm)
+
+    def write(gemm, after=None):
+        out = {"methods": dict(old), "profile": "paper", "dataset": prof.dataset, "ipc": dr.IPC,
+               "pool": len(split.train_y), "batch_real": dr.BATCH_REAL, "model": prof.synth_model,
+               "engine": "compiled", "gemm_gflop_s": round(gemm / 1e9, 1),
+               "gemm_gflop_s_before_after": [round(gemm_before / 1e9, 1), after and round(after / 1e9, 1)],
+               "load_data_s": round(load_s, 1), "device": "cpu", "torch": torch.__version__,
+               "threads": torch.get_num_threads(), "cpu": _cpu_name(),
+               "load_avg_start": [round(v, 2) for v in load_start],
+               "load_avg_end": [round(v, 2) for v in os.getloadavg()],
+               "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_suffix(".tmp")
+        tmp.write_text(json.dumps(out, indent=2) + "\n")
+        tmp.replace(dest)  # written after every method: an interrupted run keeps what it measured
+        return out
+
+    dr.run(split, prof, rounds=args.rounds, methods=tuple(args.methods or dr.DEFAULT_METHODS),
+           log=lambda s: print(s, flush=True), on_result=save)
+    gemm_after = dr.gemm_rate()
+    gemm = max(gemm_before, gemm_after)
+    for name in ran:  # the higher of the two GEMM measurements: the machine's rate in this run
+        old[name]["gemm_gflop_s"] = round(gemm / 1e9, 1)
+        old[name]["gemm_fraction"] = round(old[name]["gflop_s"] * 1e9 / gemm, 4)
+    out = write(gemm, gemm_after)
+    print(f"-> {dest}")
+    return out
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", nargs="*", default=None, help="distillers (default: all registered)")
@@ -80,10 +156,18 @@ def main(argv=None) -> dict:
     ap.add_argument("--ipc", type=int, default=10)
     ap.add_argument("--profile", default="default")
     ap.add_argument("--device", default=None)
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "distill_speed.json"))
+    ap.add_argument("--out", default=None, help="result file (default results/distill_speed.json, "
+                    "with --reference results/distill_speed_reference.json)")
+    ap.add_argument("--reference", action="store_true", help="ddlib against reference-style loops at paper "
+                    "settings (dm dc dsa mtt sre2l), interleaved")
+    ap.add_argument("--rounds", type=int, default=2, help="--reference: timed (ddlib, reference) pairs per method")
+    ap.add_argument("--pool", type=int, default=0, help="--reference: images per class kept of the pool (0 = all)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)    # child mode: one method
     ap.add_argument("--store", default=None, help=argparse.SUPPRESS)  # child mode: cache folder
     args = ap.parse_args(argv)
+    if args.reference:
+        return reference_mode(args)
+    args.out = args.out or str(ROOT / "benchmarks" / "results" / "distill_speed.json")
     prof = PROFILES.get(args.profile)
     dev = default_device(args.device)
     if args.one:

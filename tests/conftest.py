@@ -54,6 +54,7 @@ SLOW = frozenset({
     "test_coresets_registry.py::test_distiller_contract",
     "test_dc.py::test_images_start_real_and_move_away",
     "test_fastpath.py::test_compiled_fit_matches_eager",
+    "test_distill_speed_equivalence.py::test_dm_compiled_slices_match_the_per_class_loop",
     "test_teacher_distill.py::test_cim_residual_keeps_pixels_in_range",
     "test_teacher_distill.py::test_teacher_distillers_shape_determinism_cost",
     "test_dc.py::test_defaults_come_from_profile",

@@ -80,6 +80,7 @@ class Meter:
         that both ``forward`` and ``embed`` run through.
         """
 
+        @torch.compiler.disable  # a counter, not part of a graph: traced, its value would be guarded on
         def hook(_m, inputs, _out):
             self.fwd += int(inputs[0].shape[0])
 

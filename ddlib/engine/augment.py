@@ -281,8 +281,13 @@ def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: Optional[int] = Non
 def random_resized_crop(x: torch.Tensor, gen: torch.Generator, scale=(0.08, 1.0),
                         flip: bool = True) -> torch.Tensor:
     """Batched RandomResizedCrop (+ horizontal flip with p 0.5) of ``x`` (N, C, H, W), same size out."""
-    boxes = draw_resized_crops(len(x), gen, scale)
+    return resized_crop(x, draw_flipped_crops(len(x), gen, scale, flip))
+
+
+def draw_flipped_crops(n: int, gen: torch.Generator, scale=(0.08, 1.0), flip: bool = True) -> torch.Tensor:
+    """The boxes (n, 4) :func:`random_resized_crop` draws: a flipped crop has a negative width."""
+    boxes = draw_resized_crops(n, gen, scale)
     if flip:
-        f = torch.rand(len(x), generator=gen) < 0.5
+        f = torch.rand(n, generator=gen) < 0.5
         boxes[:, 2] = torch.where(f, -boxes[:, 2], boxes[:, 2])  # negative width mirrors the crop
-    return resized_crop(x, boxes)
+    return boxes

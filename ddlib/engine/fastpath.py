@@ -228,3 +228,85 @@ class Stepper:
             loss.backward()
             total += loss.detach()
         return total
+
+
+# ---- sliced forward passes of a distiller's real batch (DM's embeddings, DC's real gradients) ----
+
+def batch_independent(model: nn.Module) -> bool:
+    """Whether each sample's output is independent of the batch *now*: no batch norm in training mode.
+
+    Unlike :func:`per_sample` (a property of the architecture, for training) this
+    reads the current mode: DC's frozen (eval-mode) batch norm qualifies.
+    """
+    return not any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules())
+
+
+#: slice target of a forward without gradient (DM's real batch): 128 ConvNet-128 images on 32 x 32
+NO_GRAD_MICRO_BYTES = 8 * MICRO_BYTES
+_CALLS: Dict[tuple, object] = {}  # one compiled ``model.<method>(x)`` per (architecture, method)
+
+
+def _compiled_call(arch: tuple, method: str):
+    if (arch, method) not in _CALLS:
+        # the module is an argument, so a fresh network of the same architecture reuses the graph;
+        # one function per architecture keeps each within dynamo's recompile limit
+        _CALLS[arch, method] = torch.compile(lambda model, x: getattr(model, method)(x), dynamic=False)
+    return _CALLS[arch, method]
+
+
+class Slicer:
+    """Forward passes of a large batch in cache-sized slices, compiled where that pays.
+
+    Same reasoning as :class:`Stepper`: a slice whose largest activation stays near
+    :data:`MICRO_BYTES` is streamed from cache, so a CPU forward of DM's 2,560 real
+    images (or DC's 256 per class) in slices is faster than one batch.  Callers
+    combine the slices' outputs (class sums, gradient sums): the same sums in
+    another order.  Slices are used only on CPU and only while
+    :func:`batch_independent` holds (checked at every call); otherwise one slice,
+    the whole batch.
+
+    Args:
+        model: a network of the architecture the slices will run (sizes the slice).
+        sample_shape: (C, H, W) of one sample.
+        device: where the passes run.
+        engine: mode or :class:`Engine`: ``plain`` never slices, ``eager`` slices,
+            ``compiled`` slices and compiles full slices, ``auto`` compiles when
+            ``work_flop`` reaches :data:`COMPILE_MIN_TFLOP`.
+        work_flop: forward FLOPs the caller expects to run through the slicer in
+            total (to decide ``auto``).
+        micro_bytes: target bytes of a slice's largest activation; passes without
+            gradient keep no activations and take :data:`NO_GRAD_MICRO_BYTES`.
+    """
+
+    def __init__(self, model: nn.Module, sample_shape: Tuple[int, ...], device: torch.device,
+                 engine: Union[Engine, str, None] = None, work_flop: float = 0.0,
+                 micro_bytes: int = MICRO_BYTES):
+        self.engine = Engine.of(engine)
+        self.arch = (type(model), tuple(tuple(p.shape) for p in model.parameters()))
+        mode = self.engine.mode
+        _, act = profile(model, sample_shape)
+        micro = 0
+        if mode != "plain" and torch.device(device).type == "cpu":
+            micro = MIN_MICRO
+            while micro * 2 * act <= micro_bytes:
+                micro *= 2
+        self.micro = micro
+        self.compiled = micro > 0 and not self.engine.compile_failed and (
+            mode == "compiled" or (mode == "auto" and work_flop >= COMPILE_MIN_TFLOP * 1e12))
+
+    def slices(self, model: nn.Module, n: int):
+        """Consecutive slices covering ``range(n)`` (one when ``model`` is not batch-independent)."""
+        step = self.micro if self.micro and batch_independent(model) else n
+        return [slice(s, min(s + step, n)) for s in range(0, n, max(step, 1))]
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, method: str = "forward") -> torch.Tensor:
+        """``model.<method>(x)``; full slices compiled when planned (eager after a failure)."""
+        if not self.compiled or len(x) != self.micro:
+            return getattr(model, method)(x)
+        try:
+            return _compiled_call(self.arch, method)(model, x)
+        except Exception as e:  # noqa: BLE001 - any compiler failure: run eager instead
+            self.engine.compile_failed, self.compiled = True, False
+            log.warning("torch.compile failed (%s: %s); running eager from now on",
+                        type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+            return getattr(model, method)(x)

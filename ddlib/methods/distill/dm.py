@@ -12,7 +12,10 @@ sample of the class shares the one draw, as the reference's seeded
 and parameters every iteration.  Synthetic images start from random real
 images and are updated by SGD (lr 1.0, momentum 0.5, as the reference code).
 All classes go through the network in one batch: with the instance-norm
-ConvNet (no batch statistics) that is the reference's per-class loop.
+ConvNet (no batch statistics) that is the reference's per-class loop.  The
+real batch (no gradient) runs in cache-sized slices, compiled on long runs
+(:class:`ddlib.engine.fastpath.Slicer`): the same class sums in another order;
+tests/test_distill_speed_equivalence.py holds it to the per-class loop.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from tqdm import tqdm
 from ddlib.core.hparams import HParam
 from ddlib.core.seeding import generator, stream_seed
 from ddlib.engine import augment as aug
+from ddlib.engine.fastpath import NO_GRAD_MICRO_BYTES, Slicer, profile
 from ddlib.engine.models import create_model
 from ddlib.methods.distill import real_init, register
 
@@ -53,14 +57,32 @@ def _siamese(x: torch.Tensor, params, y: torch.Tensor) -> torch.Tensor:
     return aug.apply(x, params, y)
 
 
-def dm_loss(net, real, real_y, syn, syn_y, k: int, params) -> torch.Tensor:
+def real_class_means(net, real: torch.Tensor, real_y: torch.Tensor, k: int, params,
+                     fwd: Slicer | None = None) -> torch.Tensor:
+    """Per-class mean embedding (k, D) of the augmented real batch, without gradient.
+
+    With ``fwd`` the batch is augmented and embedded slice by slice and the
+    embeddings summed per class as they come (nothing of size N x D is kept).
+    """
+    with torch.no_grad():
+        if fwd is None:
+            return class_means(net.embed(_siamese(real, params, real_y)), real_y, k)
+        sums = None
+        for sl in fwd.slices(net, len(real)):
+            e = fwd(net, _siamese(real[sl], params, real_y[sl]), "embed")
+            sums = (e.new_zeros(k, e.shape[1]) if sums is None else sums).index_add_(0, real_y[sl], e)
+        counts = torch.bincount(real_y, minlength=k).clamp_min(1).to(sums.dtype)
+        return sums / counts[:, None]
+
+
+def dm_loss(net, real, real_y, syn, syn_y, k: int, params, fwd: Slicer | None = None) -> torch.Tensor:
     """Eq. 4: summed squared distance between per-class mean embeddings.
 
     ``params``: k rows (one per class), applied to the real and the synthetic
-    samples of that class alike; None = no augmentation.
+    samples of that class alike; None = no augmentation.  ``fwd``: how the
+    real batch runs (:func:`real_class_means`); None = one batch.
     """
-    with torch.no_grad():
-        mr = class_means(net.embed(_siamese(real, params, real_y)), real_y, k)
+    mr = real_class_means(net, real, real_y, k, params, fwd)
     ms = class_means(net.embed(_siamese(syn, params, syn_y)), syn_y, k)
     return ((mr - ms) ** 2).sum()
 
@@ -96,6 +118,10 @@ def distill_dm(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr_img: float
     g = generator(seed, "synth")
     by_class, syn, syn_y = real_init(train, ipc, g)
     opt = torch.optim.SGD([syn], lr=lr_img, momentum=0.5)
+    probe = create_model(arch, k, m.in_chans, m.img_size, seed=0)  # sizes the slices (seeded: global RNG untouched)
+    sample = tuple(train.train_x.shape[1:])
+    fwd = Slicer(probe, sample, device, ctx.engine, profile(probe, sample)[0] * k * batch_real * iters,
+                 NO_GRAD_MICRO_BYTES)
     losses = []
     for it in tqdm(range(iters), desc=f"dm ipc={ipc}", disable=ctx.quiet, leave=False):
         net = create_model(arch, k, m.in_chans, m.img_size, seed=stream_seed(seed, f"dm-net-{it}")).to(device)
@@ -106,7 +132,7 @@ def distill_dm(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr_img: float
         real_idx = torch.cat([ix[torch.randint(len(ix), (batch_real,), generator=g)] for ix in by_class])
         real, real_y = train.train_x[real_idx.to(device)], train.train_y[real_idx.to(device)]
         params = aug.draw_mixed(strategy, k, g, m.img_size)  # one op and parameter row per class
-        loss = dm_loss(net, real, real_y, syn, syn_y, k, params)
+        loss = dm_loss(net, real, real_y, syn, syn_y, k, params, fwd)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

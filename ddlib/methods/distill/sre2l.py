@@ -12,7 +12,10 @@
   ``a_l = 1`` otherwise.  As the reference ``VILA-Lab/SRe2L`` recover scripts,
   the images are recovered in ``ipc`` independent batches, batch ``j`` holding
   image ``j`` of every class (one per class), so the BN statistics are matched
-  by K images at a time, never by the whole set.  ``A`` is, per step, a random
+  by K images at a time, never by the whole set.  Independent, they run side by
+  side: one forward of several batches, statistics and losses per batch
+  (:func:`_recover_groups`; tests/test_distill_speed_equivalence.py holds it to
+  the one-batch-at-a-time loop).  ``A`` is, per step, a random
   shift (``torch.roll``) of up to ``jitter`` pixels in each direction (the
   reference's CIFAR / Tiny-ImageNet script, ``view="jitter"``) or a fresh
   random-resized crop (+ optional flip, its ImageNet script, ``view="crop"``).
@@ -82,12 +85,51 @@ def bn_teacher(train, ctx, teacher_arch: str) -> Tuple[nn.Module, str]:
     return teacher_of(train, ctx, arch)
 
 
-def _recover(teacher, bns, stats, k: int, m, device, g, iters: int, lr: float, r_bn: float, first_bn: float,
-             mode: str, jitter: int, crop_scale_min: float, flip: bool, bounds, ctx, desc: str):
-    """One recover batch: K images (one per class, (K, C, H, W)) from noise, and its loss curve."""
+#: images per joint forward of :func:`_recover_groups` (whole recover batches, at least one)
+JOINT_IMAGES = 256
+
+
+def grouped_stats(x: torch.Tensor, groups: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-group :func:`batch_stats`: mean and biased variance (G, C) of a BN input (G*n, C, H, W)."""
+    xg = x.reshape(groups, -1, *x.shape[1:])
+    return xg.mean(dim=(1, 3, 4)), xg.var(dim=(1, 3, 4), unbiased=False)
+
+
+def grouped_bn_loss(stats, bns, first_bn_multiplier: float = 10.0) -> torch.Tensor:
+    """:func:`bn_matching_loss` of each group (G,), from per-group statistics (G, C) per layer."""
+    total = 0.0
+    for i, ((mu, var), bn) in enumerate(zip(stats, bns)):
+        a = first_bn_multiplier if i == 0 else 1.0
+        total = total + a * ((mu - bn.running_mean).norm(dim=1) + (var - bn.running_var).norm(dim=1))
+    return total
+
+
+def _draw_batch(k: int, m, g, iters: int, mode: str, jitter: int, crop_scale_min: float, flip: bool):
+    """One recover batch's random numbers, in the order its own loop draws them: init, then a view per step."""
+    x = torch.randn(k, m.in_chans, m.img_size, m.img_size, generator=g)
+    if mode == "jitter":
+        views = [tuple(int(v) for v in torch.randint(0, jitter + 1, (2,), generator=g)) for _ in range(iters)]
+    else:
+        views = [aug.draw_flipped_crops(k, g, (crop_scale_min, 1.0), flip) for _ in range(iters)]
+    return x, views
+
+
+def _recover_groups(teacher, bns, stats, k: int, n_groups: int, m, device, g, iters: int, lr: float, r_bn: float,
+                    first_bn: float, mode: str, jitter: int, crop_scale_min: float, flip: bool, bounds, ctx,
+                    desc: str):
+    """``n_groups`` recover batches of K images (one per class) at once: (G*K, C, H, W) and (G, iters) losses.
+
+    Each batch is its own problem, as in the reference's one-batch-at-a-time
+    loop: the teacher is in eval mode (a sample's output depends on it alone),
+    the BN statistics and the cross-entropy are taken per batch, and the loss
+    minimised is the sum of the batches' losses, so batch ``j``'s images get
+    exactly the gradient of batch ``j``'s loss; Adam acts element by element.
+    Only the work is shared: one forward and backward of G*K images per step.
+    """
     lo, hi = bounds
-    x = torch.randn(k, m.in_chans, m.img_size, m.img_size, generator=g).to(device).requires_grad_(True)
-    y = torch.arange(k, device=device)
+    draws = [_draw_batch(k, m, g, iters, mode, jitter, crop_scale_min, flip) for _ in range(n_groups)]
+    x = torch.cat([d[0] for d in draws]).to(device).requires_grad_(True)
+    y = torch.arange(k, device=device).repeat(n_groups)
     opt = torch.optim.Adam([x], lr=lr, betas=(0.5, 0.9), eps=1e-8)
     curve = []
     for it in tqdm(range(iters), desc=desc, disable=ctx.quiet, leave=False):
@@ -95,19 +137,20 @@ def _recover(teacher, bns, stats, k: int, m, device, g, iters: int, lr: float, r
             grp["lr"] = 0.5 * lr * (1 + math.cos(math.pi * it / iters))
         stats.clear()
         if mode == "jitter":
-            dx, dy = (int(v) for v in torch.randint(0, jitter + 1, (2,), generator=g))
-            view = torch.roll(x, shifts=(dx, dy), dims=(2, 3))
+            view = torch.cat([torch.roll(x[j * k:(j + 1) * k], shifts=draws[j][1][it], dims=(2, 3))
+                              for j in range(n_groups)])
         else:
-            view = aug.random_resized_crop(x, g, (crop_scale_min, 1.0), flip)
-        loss = F.cross_entropy(teacher(view), y) + r_bn * bn_matching_loss(stats, bns, first_bn)
+            view = aug.resized_crop(x, torch.cat([d[1][it] for d in draws]))
+        ce = F.cross_entropy(teacher(view), y, reduction="none").view(n_groups, k).mean(1)
+        loss = ce + r_bn * grouped_bn_loss([grouped_stats(t, n_groups) for t in stats], bns, first_bn)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()
         opt.step()
         ctx.meter.backward(len(x))
         with torch.no_grad():
             x.copy_(torch.maximum(torch.minimum(x, hi), lo))
-        curve.append(float(loss.detach()))
-    return x.detach(), curve
+        curve.append(loss.detach())
+    return x.detach(), torch.stack(curve, 1) if curve else torch.zeros(n_groups, 0)
 
 
 @register("sre2l", hparams=(
@@ -159,17 +202,21 @@ def distill_sre2l(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr: float 
     y = torch.arange(k, device=device).repeat_interleave(ipc)
     lo, hi = pixel_bounds(m, device)
     stats: List = []
-    hooks = [bn.register_forward_hook(lambda _m, inp, _o: stats.append(batch_stats(inp[0]))) for bn in bns]
-    losses, batches = [], []
+    hooks = [bn.register_forward_hook(lambda _m, inp, _o: stats.append(inp[0])) for bn in bns]
+    per_call = max(1, JOINT_IMAGES // k)  # whole recover batches per joint forward
+    curves, batches = [], []
     try:
-        for j in range(ipc):  # batch j: image j of every class, recovered on its own
-            xj, curve = _recover(teacher, bns, stats, k, m, device, g, iters, lr, r_bn, first_bn_multiplier,
-                                 view, jitter, crop_scale_min, flip, (lo, hi), ctx, f"sre2l ipc={ipc} #{j}")
-            batches.append(xj)
-            losses += curve
+        for j0 in range(0, ipc, per_call):  # batch j: image j of every class, its own problem
+            n = min(per_call, ipc - j0)
+            xs, curve = _recover_groups(teacher, bns, stats, k, n, m, device, g, iters, lr, r_bn,
+                                        first_bn_multiplier, view, jitter, crop_scale_min, flip, (lo, hi), ctx,
+                                        f"sre2l ipc={ipc} #{j0}-{j0 + n - 1}")
+            batches += list(xs.view(n, k, *xs.shape[1:]))
+            curves.append(curve)
     finally:
         for h in hooks:
             h.remove()
+    losses = torch.cat(curves).flatten().tolist()  # batch-major: batch 0's curve, then batch 1's, ...
     x = torch.stack(batches, 1).reshape(k * ipc, *batches[0].shape[1:])  # class-major: row c*ipc + j
     return x.detach(), y, {"loss_curve": torch.tensor(losses), "final_loss": losses[-1] if losses else float("nan"),
                            "teacher_arch": arch, "iters": iters}

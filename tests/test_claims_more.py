@@ -5,8 +5,6 @@ small store (rows written with the Store API, no training).
 Each rule is shown to hold, fail and stay unclear (or, for C5, to be untested with its reason).
 """
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -207,15 +205,14 @@ def _row(method, family, ipc, regime, budget, seed, acc, profile="smoke", hp=Non
     return r
 
 
-def test_cli_claims_reads_a_small_store(tmp_path):
+def test_cli_claims_reads_a_small_store(tmp_path, ddlib_cli):
     """``python -m ddlib claims`` on a store with a few rows (not a chapter grid's keys: all untested),
     ``--list``, ``--format csv`` and a bad claim id."""
     store = Store(tmp_path)
     for s in SEEDS:
         store.put(_row("random", "coreset", 1, "hl", 1.0, s, 0.5))
     env = {"DDLIB_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "ddlib", "claims", *a], cwd=REPO, env=env,  # noqa: E731
-                                    capture_output=True, text=True, timeout=300)
+    run = lambda *a: ddlib_cli(["claims", *a], env, REPO)  # noqa: E731
     p = run("--list")
     assert p.returncode == 0 and "H11" in p.stdout and "arXiv:2604.18811" in p.stdout
     p = run("--profile", "smoke")

@@ -178,19 +178,18 @@ def test_a_smoke_run_per_format(tmp_path):
         assert row["model"] == (model or "convnet_d3w16")
 
 
-def test_damaged_cifar_through_the_cli_changes_nothing(tmp_path, child_env, repo_root):
+def test_damaged_cifar_through_the_cli_changes_nothing(tmp_path, child_env, repo_root, ddlib_cli):
     folder, _ = _fake_cifar(tmp_path / "data")
     home = tmp_path / "home"
-    args = [sys.executable, "-m", "ddlib", "run", "--dataset", "cifar10", "--method", "random", "--ipc", "1",
-            "--budget", "0.2", "--profile", "smoke", "--quiet"]
+    args = ["run", "--dataset", "cifar10", "--method", "random", "--ipc", "1", "--budget", "0.2", "--profile",
+            "smoke", "--quiet"]
     env = child_env(DDLIB_HOME=home, DDLIB_DATA=tmp_path / "data")
-    ok = subprocess.run(args, env=env, cwd=repo_root, capture_output=True, text=True, timeout=300)
+    ok = ddlib_cli(args, env, repo_root)
     assert ok.returncode == 0, ok.stderr
     before = Store(home).rows()
     (folder / "test_batch").write_bytes((folder / "test_batch").read_bytes()[:100])
     ddlib.data._load_cpu.cache_clear()
-    bad = subprocess.run(args + ["--seed", "1"], env=env, cwd=repo_root, capture_output=True, text=True,
-                         timeout=300)
+    bad = ddlib_cli(args + ["--seed", "1"], env, repo_root)
     lines = bad.stderr.strip().splitlines()
     assert bad.returncode == 2 and lines[-1].startswith("ddlib: error: corrupt CIFAR batch"), bad.stderr
     assert sum(x.startswith("ddlib: error:") for x in lines) == 1 and "Traceback" not in bad.stderr

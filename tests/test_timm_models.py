@@ -5,9 +5,6 @@ row names the student it trained, and an unknown student is one clear error.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import torch
 
@@ -134,14 +131,12 @@ def test_study_and_grid_expand_over_students():
         Study.from_params(profile="smoke", models=["vit_huge"])
 
 
-def test_cli_lists_the_students_and_rejects_an_unknown_one(child_env, repo_root, tmp_path):
+def test_cli_lists_the_students_and_rejects_an_unknown_one(child_env, repo_root, tmp_path, ddlib_cli):
     env = child_env(DDLIB_HOME=tmp_path)
-    out = subprocess.run([sys.executable, "-m", "ddlib", "list"], env=env, cwd=repo_root, capture_output=True,
-                         text=True, timeout=300)
+    out = ddlib_cli(["list"], env, repo_root)
     models = [ln for ln in out.stdout.splitlines() if ln.startswith("models:")][0]
     assert all(n in models for n in TIMM)
-    bad = subprocess.run([sys.executable, "-m", "ddlib", "run", "--method", "random", "--ipc", "1", "--budget",
-                          "0.1", "--profile", "smoke", "--model", "resnet181"], env=env, cwd=repo_root,
-                         capture_output=True, text=True, timeout=300)
+    bad = ddlib_cli(["run", "--method", "random", "--ipc", "1", "--budget", "0.1", "--profile", "smoke",
+                     "--model", "resnet181"], env, repo_root)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(
         "ddlib: error: unknown model 'resnet181'")

@@ -1,6 +1,8 @@
 """The command line, end to end in subprocesses on digits / smoke with a tmp store."""
 import csv
 import io
+import subprocess
+import sys
 
 import pytest
 
@@ -121,3 +123,13 @@ def test_argparse_errors_are_one_line(cli):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(PREFIX)
+
+
+def test_a_closed_pipe_ends_quietly(child_env, repo_root, tmp_path):
+    """``python -m ddlib list | head -0``: the reader is gone before the first write (the child is still
+    importing torch); one exit status, no traceback."""
+    p = subprocess.Popen([sys.executable, "-m", "ddlib", "list"], env=child_env(DDLIB_HOME=tmp_path),
+                         cwd=repo_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=300) == 141 and "Traceback" not in err and "Exception ignored" not in err, err

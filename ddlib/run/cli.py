@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence
@@ -38,10 +39,6 @@ from ddlib.run.grid import run_grid
 from ddlib.run.grid_ray import RayOptions
 from ddlib.run.runner import run
 from ddlib.run.settings import Settings
-
-# commands of the layers above (``python -m ddlib claims``: the chapters' ledger), added by
-# ddlib/__main__.py before main runs: name -> (help, add_arguments(parser), command(args, settings))
-EXTRA: Dict[str, Tuple[str, Callable, Callable]] = {}
 
 
 @dataclass(frozen=True)
@@ -201,4 +198,7 @@ def main(argv: Optional[List[str]] = None, commands: Sequence[Command] = ()) -> 
     except KeyboardInterrupt:
         print("ddlib: error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as other command-line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return 141
     return 0

@@ -139,7 +139,7 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def ddlib_cli(tmp_path_factory):
+def ddlib_cli(tmp_path_factory, child_env):
     """``ddlib_cli(args, env, cwd, timeout)`` -> ``CompletedProcess``: ``python -m ddlib ARGS`` in a child
     process forked from a pre-imported server (tests/cli_server.py), the way the CLI tests call it.
 
@@ -150,9 +150,7 @@ def ddlib_cli(tmp_path_factory):
     import selectors
     import subprocess
 
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    server = subprocess.Popen([sys.executable, str(REPO / "tests" / "cli_server.py")], env=env, cwd=REPO,
+    server = subprocess.Popen([sys.executable, str(REPO / "tests" / "cli_server.py")], env=child_env(), cwd=REPO,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                               text=True)
     folder = tmp_path_factory.mktemp("cli_io")

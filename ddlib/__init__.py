@@ -3,7 +3,7 @@
 ``__version__`` is part of every result key: bump it when a change alters what a
 stored run would compute, so old rows are not silently reused.
 """
-__version__ = "0.7.0"
+__version__ = "0.8.0"
 
 from ddlib.core.registry import DDLibError  # noqa: E402,F401
 

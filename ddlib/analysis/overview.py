@@ -9,7 +9,7 @@ import json
 import re
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import altair as alt
 import pandas as pd
@@ -162,3 +162,25 @@ def reproduce_chart(curves: pd.DataFrame) -> Optional[alt.Chart]:
         y=alt.Y("test_mean:Q", title="test accuracy (%)"))
     pub = base.mark_rule(strokeDash=[4, 3]).encode(y="published:Q")
     return (line + pub.transform_filter("isValid(datum.published)")).properties(width=360, height=220)
+
+
+def convergence_table(path: Optional[Path] = None) -> Tuple[pd.DataFrame, str]:
+    """The `default` full-pool student along a doubling budget series (``benchmarks/converge_default.py``).
+
+    Returns the table (budget in full-pool epochs, SGD steps, mean validation and
+    test accuracy %, seeds) and one sentence: the converged validation accuracy
+    (the longest run), the largest budget within the recorded margin of it and
+    the smallest with >= 100 steps, as chosen on validation.
+    """
+    f = Path(path or BENCHMARKS / "default_convergence.json")
+    if not f.exists():
+        raise DDLibError(f"no {f.name}; run python benchmarks/converge_default.py")
+    d = json.loads(f.read_text())
+    df = pd.DataFrame([{"budget (epochs)": r["budget"], "SGD steps": r["steps"], "val %": r["val_mean"],
+                        "test %": r["test_mean"], "n": len(r["val"])} for r in d["rows"]]).set_index("budget (epochs)")
+    text = (f"On the `{d['profile']}` profile's {d['pool']:,}-image pool, the student ({d['model']}, "
+            f"{d['protocol']}) converges at {d['converged_val']:.2f} % validation accuracy (budget "
+            f"{d['converged_at_budget']:g}, mean of {len(d['seeds'])} seeds).  The largest budget the book "
+            f"trains, {d['largest_budget']:g} epochs, is the first within {d['within_points']:g} points of it; the "
+            f"smallest, {d['smallest_budget']:g} epochs, is the first with at least {d['min_steps']} SGD steps.")
+    return df, text

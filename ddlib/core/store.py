@@ -26,6 +26,7 @@ from typing import Any, Dict, Iterable, Optional, Protocol
 import torch
 
 from ddlib.core.registry import DDLibError
+from ddlib.core.worklog import WorkLog
 
 COLUMNS = (
     "key", "dataset", "method", "family", "ipc", "regime", "budget", "seed", "profile", "model",
@@ -85,13 +86,16 @@ class Store:
         root: the folder (created if missing); the run layer's
             :func:`ddlib.run.settings.default_store` opens ``$DDLIB_HOME``'s.
         sync: how the processes sharing it coordinate (default: one process).
+        worklog: a file to append where the time of fresh work goes (:mod:`ddlib.core.worklog`), or None.
     """
 
     sync: Sync = SINGLE_PROCESS  # also for subclasses that skip __init__ (grid_ray's task store)
+    worklog: WorkLog = WorkLog()  # likewise: logs nothing
 
-    def __init__(self, root: Path, sync: Sync = SINGLE_PROCESS):
+    def __init__(self, root: Path, sync: Sync = SINGLE_PROCESS, worklog: Optional[Path] = None):
         self.root = Path(root)
         self.sync = sync
+        self.worklog = WorkLog(worklog)
         self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "results.sqlite"
         cols = ", ".join(f"{c} {_TYPES.get(c, 'TEXT')}" + (" PRIMARY KEY" if c == "key" else "")

@@ -94,7 +94,7 @@ def get_teacher(split: Split, profile: Profile, store: Store, member: int = 0, *
         log.info("training teacher %s (%s, %d epochs) -> %s", key, cfg["arch"], cfg["epochs"],
                  store.artifact_path("teachers", key))
         model = model.to(device)
-        with Meter(device) as meter:
+        with Meter(device) as meter, store.worklog.work("teacher", member=member, seed=cfg["seed"]):
             meter.watch(model)
             res = fit(model, split.train_x, split.train_y, regime=create_regime("hl"), teachers=[],
                       budget=cfg["epochs"], pool_size=len(split.train_y),

@@ -70,16 +70,17 @@ def condensed_set(r: RunConfig, split: Split, store: Store, quiet: bool = True, 
                       budget=r.budget if uses_budget(r.method) else None, engine=engine, seed=r.seed)
         log.info("building %s ipc=%d seed=%d -> %s", r.method, r.ipc, r.seed,
                  store.artifact_path("condensed", key))
-        if method_family(r.method) == "coreset":
-            sel = select(r.method, split, r.ipc, seed=r.seed, ctx=ctx, **hp)
-            idx = sel.indices.to(split.train_x.device)
-            images, labels, cost = split.train_x[idx].cpu(), split.train_y[idx].cpu(), sel.cost
-            extras = {"indices": sel.indices}
-        else:
-            syn = distill(r.method, split, r.ipc, seed=r.seed, ctx=ctx, **hp)
-            images, labels, cost = syn.images, syn.labels, syn.cost
-            extras = {k: v for k, v in syn.extras.items() if isinstance(v, (torch.Tensor, float, int, str))
-                      or (isinstance(v, dict) and all(isinstance(t, torch.Tensor) for t in v.values()))}
+        with store.worklog.work("build", name=r.method, ipc=r.ipc, seed=r.seed):
+            if method_family(r.method) == "coreset":
+                sel = select(r.method, split, r.ipc, seed=r.seed, ctx=ctx, **hp)
+                idx = sel.indices.to(split.train_x.device)
+                images, labels, cost = split.train_x[idx].cpu(), split.train_y[idx].cpu(), sel.cost
+                extras = {"indices": sel.indices}
+            else:
+                syn = distill(r.method, split, r.ipc, seed=r.seed, ctx=ctx, **hp)
+                images, labels, cost = syn.images, syn.labels, syn.cost
+                extras = {k: v for k, v in syn.extras.items() if isinstance(v, (torch.Tensor, float, int, str))
+                          or (isinstance(v, dict) and all(isinstance(t, torch.Tensor) for t in v.values()))}
         art = {"images": images, "labels": labels, "cost": cost.as_dict(), "extras": extras}
         store.save_artifact("condensed", key, art)
     return art["images"], art["labels"], Cost(**art["cost"]), art.get("extras", {})

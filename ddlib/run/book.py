@@ -103,7 +103,7 @@ def build_book(profile: str = "default", only: Optional[Iterable[str]] = None,
         secs = execute(src, dst, profile, quiet=quiet)
         records[src.stem] = {"profile": profile, "seconds": secs, "machine": machine(),
                              "finished": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
-                             "version": __version__}
+                             "ended_unix": round(time.time(), 1), "version": __version__}
         status_file.write_text(json.dumps(records, indent=1))
     (root / "book" / "execution_status.md").write_text(status_page(records))
     if skip_build:

@@ -95,17 +95,19 @@ def _train_and_store(cfgs: Sequence[RunConfig], store: Store, quiet: bool, setti
     if threads:
         for p in plans:
             log.info("%s", p.describe())
-        results = fit_threads([p.fit_args for p in plans])
+        with store.worklog.work("train", runs=len(plans)):
+            results = fit_threads([p.fit_args for p in plans])
     else:
         if not _compatible(plans):
             return 0
         for p in plans:
             log.info("%s", p.describe())
         a = plans[0].fit_args
-        results = fit_many([p.model for p in plans], [p.images for p in plans], [p.labels for p in plans],
-                           regimes=[p.regime for p in plans], teachers=a.teachers, budget=a.budget,
-                           pool_size=a.pool_size, protocol=a.protocol, seeds=[p.r.seed for p in plans],
-                           augment=a.augment, lr=a.lr, caches=[p.fit_args.cache for p in plans])
+        with store.worklog.work("train", runs=len(plans)):
+            results = fit_many([p.model for p in plans], [p.images for p in plans], [p.labels for p in plans],
+                               regimes=[p.regime for p in plans], teachers=a.teachers, budget=a.budget,
+                               pool_size=a.pool_size, protocol=a.protocol, seeds=[p.r.seed for p in plans],
+                               augment=a.augment, lr=a.lr, caches=[p.fit_args.cache for p in plans])
     for p, res in zip(plans, results):
         runner.finish(p, res)
     return len(plans)

@@ -221,7 +221,8 @@ def fit_plan(plan: RunPlan) -> FitResult:
     """Train the plan's student in place (data-parallel when the plan carries a process group)."""
     log.info("%s", plan.describe())
     a = plan.fit_args
-    return fit(a.model, a.images, a.labels, dist=plan.dist, **a.options())
+    with plan.store.worklog.work("train", runs=1, regime=plan.r.regime, budget=plan.r.budget):
+        return fit(a.model, a.images, a.labels, dist=plan.dist, **a.options())
 
 
 def finish(plan: RunPlan, res: FitResult) -> Dict:

@@ -21,6 +21,7 @@ Variables:
   (:func:`ddlib.data.sources.data_root`), not before.
 * ``DDLIB_DEVICE`` the device (``cpu``, ``cuda``, ``cuda:1``); default CUDA when present.
 * ``DDLIB_ENGINE`` the step execution mode (:data:`ddlib.engine.fastpath.MODES`).
+* ``DDLIB_WORKLOG`` a file to append where the time goes (:mod:`ddlib.core.worklog`); unset: nothing.
 * ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` set by ``torchrun`` (:class:`Torchrun`).
 """
 from __future__ import annotations
@@ -64,6 +65,8 @@ class Settings:
         engine: the step execution mode (``$DDLIB_ENGINE``, default ``auto``), validated.
         torchrun: this process's ranks when ``torchrun`` started it as one of
             several processes, else None.
+        worklog: the file the store's :class:`ddlib.core.worklog.WorkLog` appends to
+            (``$DDLIB_WORKLOG``; ``benchmarks/book_time.py`` sets it), or None: nothing is logged.
     """
 
     home: Path
@@ -71,6 +74,7 @@ class Settings:
     device: Optional[str] = None
     engine: str = "auto"
     torchrun: Optional[Torchrun] = None
+    worklog: Optional[Path] = None
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -85,15 +89,16 @@ class Settings:
         if "RANK" in env and int(env.get("WORLD_SIZE", "1")) > 1:
             rank = int(env["RANK"])
             torchrun = Torchrun(rank, int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", rank)))
+        wl = env.get("DDLIB_WORKLOG") or None
         return cls(home=Path(env.get("DDLIB_HOME", default_home())),
                    data=Path(data) if data else None,
                    device=env.get("DDLIB_DEVICE") or None,
                    engine=engine_mode(env.get("DDLIB_ENGINE") or None),
-                   torchrun=torchrun)
+                   torchrun=torchrun, worklog=Path(wl) if wl else None)
 
     def store(self, sync: Sync = SINGLE_PROCESS) -> Store:
         """The results store under :attr:`home`, coordinated by ``sync`` (a process group, or none)."""
-        return Store(self.home, sync=sync)
+        return Store(self.home, sync=sync, worklog=self.worklog)
 
 
 def resolve(settings: Optional[Settings]) -> Settings:

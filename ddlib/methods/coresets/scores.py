@@ -242,7 +242,8 @@ def get_scores(kind: str, train, ctx, *, seed: int, **cfg) -> torch.Tensor:
         if art is None:
             log.info("computing %s scores %s (%d x %d epochs) -> %s", kind, key, conf["n_models"],
                      conf["epochs"], ctx.store.artifact_path("scores", key))
-            scores, cost = _compute(kind, train, ctx, seed, conf["epochs"], conf["n_models"])
+            with ctx.store.worklog.work("scores", name=kind, seed=seed):
+                scores, cost = _compute(kind, train, ctx, seed, conf["epochs"], conf["n_models"])
             art = {"scores": scores, "cost": cost.as_dict(), "config": conf}
             ctx.store.save_artifact("scores", key, art)
     ctx.meter.charge(Cost(**art["cost"]))

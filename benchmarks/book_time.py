@@ -88,13 +88,14 @@ def main(argv=None) -> int:
     ap.add_argument("--from-status", default="", help="an execution-status JSON of a run that already happened")
     ap.add_argument("--wall", type=float, default=0.0, help="with --from-status: its measured wall seconds")
     ap.add_argument("--worklog", default="", help="with --from-status: that run's $DDLIB_WORKLOG file")
+    ap.add_argument("--peak-mib", type=float, default=float("nan"), help="with --from-status: its peak RSS (MiB)")
     ap.add_argument("--note", default="")
     a = ap.parse_args(argv)
     out = Path(a.out or ROOT / "benchmarks" / "results" / f"book_{a.profile}.json")
     if a.from_status:
         if a.wall <= 0:
             ap.error("--from-status needs --wall SECONDS (the measured wall time of that run)")
-        status, wall, peak = json.loads(Path(a.from_status).read_text()), a.wall, float("nan")
+        status, wall, peak = json.loads(Path(a.from_status).read_text()), a.wall, a.peak_mib
         lines = [json.loads(x) for x in Path(a.worklog).read_text().splitlines()] if a.worklog else []
     else:
         with tempfile.TemporaryDirectory(prefix="ddlib-book-") as home:

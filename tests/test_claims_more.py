@@ -228,3 +228,19 @@ def test_cli_claims_reads_a_small_store(tmp_path, ddlib_cli):
 def test_every_claim_names_its_chapters_and_rule():
     t = ledger_table(pd.DataFrame(columns=list(_rows("x", "random", "coreset", 1, "hl", 1.0, 0.0)[0])))
     assert (t["rule"].str.len() > 40).all() and (t["chapters"] != "").all() and (t["where"] != "").all()
+
+
+def test_findings_text_counts_verdicts_and_quotes_each_claim():
+    from ddlib.analysis.claims import findings_text
+    v = pd.DataFrame([{"claim": "H1", "source": "Hard truths", "statement": "Under SL+KD it saturates.",
+                       "verdict": "holds", "evidence": "2 of 2 settings support."},
+                      {"claim": "H3", "source": "Hard truths", "statement": "Size and budget matter.",
+                       "verdict": "unclear", "evidence": "1 of 2 settings support."},
+                      {"claim": "H7", "source": "Hard truths", "statement": "CAD beats EL2N.",
+                       "verdict": "unclear", "evidence": "0 of 1."}])
+    text = findings_text(v, "label_regimes")
+    assert text.startswith("Of the 3 claims this chapter tests, 1 holds and 2 are unclear.")
+    assert "* **H1** (Hard truths): *Under SL+KD it saturates.* — **holds**. 2 of 2 settings support." in text
+    assert text.count("\n* **") == 3 and "[claims ledger]" in text
+    one = findings_text(v.iloc[:1], "label_regimes")
+    assert one.startswith("Of the 1 claim this chapter tests, 1 holds.")

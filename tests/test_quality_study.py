@@ -162,7 +162,7 @@ def test_quality_charts_specs():
     assert spec["spec"]["encoding"]["x"]["field"] == "coverage"
     data = next(iter(spec["datasets"].values()))
     assert sorted((d["regime"], d["method"], d["coverage"], d["accuracy"]) for d in data) == [
-        ("HL", "dm", 0.4, 50.0), ("HL", "random", 0.2, 50.0), ("SLKD", "dm", 0.4, 50.0), ("SLKD", "random", 0.2, 50.0)]
+        ("HL", "dm", 0.4, 50.0), ("HL", "random", 0.2, 50.0), ("SL+KD", "dm", 0.4, 50.0), ("SL+KD", "random", 0.2, 50.0)]
     corr = pd.DataFrame({"regime": ["hl", "hl"], "metric": ["fd", "coverage"], "rho": [-0.5, 0.2],
                          "low": [-0.8, -0.1], "high": [-0.2, 0.5], "n": [4, 4]})
     h = correlation_heatmap(corr).to_dict()

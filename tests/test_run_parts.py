@@ -84,10 +84,31 @@ def test_thread_chunks_take_longest_budgets_first(tmp_path, monkeypatch):
     monkeypatch.setattr(ddlib.run.many, "CPU_THREADS", True)
     monkeypatch.setattr(ddlib.run.many, "pick_device", lambda *a: torch.device("cpu"))
     chunks = []
-    monkeypatch.setattr(ddlib.run.many, "_train_and_store",
-                        lambda cfgs, store, quiet, settings, threads: chunks.append([c.budget for c in cfgs]) or len(cfgs))
+    monkeypatch.setattr(ddlib.run.many, "_train_threads",
+                        lambda cfgs, store, quiet, settings, pending, shared:
+                        (chunks.append([c.budget for c in cfgs]), (len(cfgs), shared))[1])
     s = Study.from_params("smoke", methods=["random"], ipcs=[10], regimes=["hl"], budgets=[0.2, 0.6, 0.4],
                           seeds=[0])
     store = Store(tmp_path / "h")
     assert ddlib.run.many.run_many(s.configs() + s.configs(), store) == 3  # duplicates count once
     assert chunks == [[0.6, 0.4], [0.2]]
+
+
+def test_a_grid_worth_compiling_shares_one_compiled_engine(tmp_path, monkeypatch):
+    """On CPU, the first chunk estimates the grid's sliced training work; past COMPILE_MIN_TFLOP (here
+    lowered to 0) every chunk's fits share one compiled Engine, and the rows say they ran compiled."""
+    import ddlib.engine.fastpath as fp
+    monkeypatch.setattr(ddlib.run.many, "THREAD_CHUNK", 2)
+    monkeypatch.setattr(ddlib.run.many, "CPU_THREADS", True)
+    monkeypatch.setattr(ddlib.run.many, "pick_device", lambda *a: torch.device("cpu"))
+    monkeypatch.setattr(fp, "COMPILE_MIN_TFLOP", 0.0)
+    engines = []
+    monkeypatch.setattr(ddlib.run.many, "fit_threads", lambda jobs: engines.extend(j.engine for j in jobs) or [
+        ddlib.engine.train.FitResult(1, 1, 0.0, 0.0, "compiled/mb32") for _ in jobs])
+    monkeypatch.setattr(ddlib.run.many.runner, "finish", lambda plan, res: None)
+    s = Study.from_params("smoke", methods=["random"], ipcs=[10], regimes=["hl"], budgets=[0.2], seeds=[0, 1, 2])
+    assert ddlib.run.many.run_many(s.configs(), Store(tmp_path / "h")) == 3
+    assert len(engines) == 3 and engines[0] is engines[1] is engines[2] and engines[0].mode == "compiled"
+    assert fp.group_engine("auto", 1.0) is not None and fp.group_engine("eager", 1e30) is None
+    monkeypatch.setattr(fp, "COMPILE_MIN_TFLOP", 3.0)
+    assert fp.group_engine("auto", 2.9e12) is None and fp.group_engine("auto", 3.0e12).mode == "compiled"

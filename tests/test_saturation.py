@@ -80,3 +80,25 @@ def test_saturation_chart_has_full_data_layer():
     spec = saturation_chart(SUB, FULL).to_dict()
     layers = spec["spec"]["layer"]
     assert len(layers) == 3 and layers[0]["mark"]["strokeDash"] == [4, 3]
+
+
+def test_saturation_chart_gives_each_panel_its_own_rows():
+    """No layer carries its own data (a faceted layer with data is drawn whole in every panel), and the
+    top-level rows of each (IPC, regime) panel are that panel's set means plus one full-data curve."""
+    chart = saturation_chart(SUB, FULL)
+    spec = chart.to_dict()
+    assert all("data" not in layer for layer in spec["spec"]["layer"])
+    d = chart.data
+    for (ipc, regime), g in d.groupby(["ipc", "regime"]):
+        sets, full = g[g["kind"] == "set"], g[g["kind"] == "full"]
+        own = SUB[(SUB["ipc"] == ipc) & (SUB["regime"].map({"hl": "HL", "slkd": "SL+KD"}) == regime)]
+        assert sorted(sets["budget"]) == sorted(own["budget"].unique())
+        assert sets.set_index("budget")["mean"].round(6).to_dict() == \
+            (own.groupby("budget")["accuracy"].mean() * 100).round(6).to_dict()
+        assert full.set_index("budget")["mean"].round(6).to_dict() == \
+            (FULL.groupby("budget")["accuracy"].mean() * 100).round(6).to_dict()
+    assert len(d.groupby(["ipc", "regime"])) == len(SUB.groupby(["ipc", "regime"]))
+    filters = [layer["transform"][0]["filter"] for layer in spec["spec"]["layer"]]
+    assert filters == ["(datum.kind === 'full')", "(datum.kind === 'set')", "(datum.kind === 'set')"]
+    # one y title, not "test accuracy (%), low, test accuracy (%)"
+    assert {layer["encoding"]["y"]["title"] for layer in spec["spec"]["layer"]} == {"test accuracy (%)"}

@@ -243,25 +243,34 @@ def pareto_chart(points: pd.DataFrame, *, cost: str = "total_passes", value: str
     """Accuracy against total passes (log x), one panel per regime, the front drawn as a step line.
 
     Points are coloured by method and shaped by IPC; front members are
-    filled and outlined in black, the others hollow.  ``points``:
+    ringed in black.  ``points``:
     :func:`pareto_points`' frame.  Call :func:`ddlib.analysis.plots.setup` first (SVG).
     """
+    from ddlib.analysis.plots import ACCURACY, method_color, regime_labels  # charts only: tables import this module
+
     d = points.copy()
-    d["regime"] = d["regime"].str.upper()
+    d["regime"] = regime_labels(d["regime"])
     d["ipc"] = d["ipc"].astype(str)
     d["front"] = np.where(d["pareto"], "on the front", "dominated")
-    x = alt.X(f"{cost}:Q", scale=alt.Scale(type="log"), title="total compute (passes, log scale)")
-    y = alt.Y(f"{value}:Q", title="test accuracy (%)", scale=alt.Scale(zero=False))
-    base = alt.Chart(d).encode(x=x, y=y)
-    line = base.transform_filter("datum.pareto").mark_line(interpolate="step-after", color="black",
-                                                            strokeDash=[4, 3])
-    pts = base.mark_point(size=70, strokeWidth=1.5, opacity=1).encode(
-        color=alt.Color("method:N", title="method"),
-        shape=alt.Shape("ipc:N", title="IPC", legend=alt.Legend(symbolStrokeColor="black")),
-        fill=alt.condition("datum.pareto", alt.Color("method:N"), alt.value("white")),
+    v = d[cost][d[cost] > 0]
+    x = alt.X(f"{cost}:Q", title="total compute (passes, log scale)",
+              scale=alt.Scale(type="log", domain=[float(v.min()) / 1.5, float(v.max()) * 1.5], nice=False))
+    y = alt.Y(f"{value}:Q", title=ACCURACY, scale=alt.Scale(zero=False))
+    color = method_color(d["method"])
+    line = alt.Chart().transform_filter("datum.pareto").mark_line(interpolate="step-after", color="black",
+                                                                   strokeDash=[4, 3]).encode(x=x, y=y)
+    # every point filled with its method's colour (the key's symbols are then visible); the front is
+    # told by a black ring, the IPC by the shape (drawn black in the key)
+    pts = alt.Chart().mark_point(size=70, strokeWidth=1.5, opacity=1, filled=True).encode(
+        x=x, y=y, color=color,
+        shape=alt.Shape("ipc:N", title="IPC", sort=sorted(d["ipc"].unique(), key=int),
+                        legend=alt.Legend(symbolFillColor="black", symbolStrokeColor="black")),
         tooltip=["regime", "family", "method", "ipc", alt.Tooltip(f"{cost}:Q", format=",.0f"),
                  alt.Tooltip(f"{value}:Q", format=".1f"), "seeds", "front"])
-    ring = base.transform_filter("datum.pareto").mark_point(size=160, color="black", strokeWidth=1)
-    # two panels a row: three side by side are shrunk to the page's width
-    return alt.layer(line, ring, pts).properties(width=width, height=height).facet(
-        facet=alt.Facet("regime:N", title="label regime"), columns=2)
+    ring = alt.Chart().transform_filter("datum.pareto").mark_point(size=170, color="black", strokeWidth=1.2
+                                                                   ).encode(x=x, y=y)
+    # one row of panels, as many as there are regimes (no empty panel with a bare axis)
+    n = max(1, d["regime"].nunique())
+    return alt.layer(line, ring, pts, data=d).properties(width=width if n < 3 else int(width * 0.8),
+                                                         height=height).facet(
+        facet=alt.Facet("regime:N", title="label regime"), columns=n)

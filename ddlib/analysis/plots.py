@@ -16,67 +16,145 @@ from PIL import Image
 from ddlib.analysis.tables import is_distiller, summarize
 
 
+# One colour per method in every chapter (a method keeps its colour whatever else a chart shows), distinct
+# within each family; the family is told by the point's shape, which a key can show (a dash cannot).
+METHOD_COLORS = {
+    # coresets: circles
+    "random": "#7f7f7f", "herding": "#1f77b4", "kcenter": "#17becf", "el2n_easy": "#2ca02c",
+    "el2n_hard": "#bcbd22", "forgetting": "#8c564b", "ccs": "#e377c2", "cad_prune": "#9467bd",
+    # distillers: triangles
+    "dm": "#d62728", "dc": "#ff7f0e", "dsa": "#a6611a", "mtt": "#393b79", "dd": "#000000",
+    "class_mean": "#6baed6", "kmeans": "#6b6ecf", "sre2l": "#e6ab02", "rded": "#1b9e77", "cim": "#e7298a",
+    "ca2d": "#7570b3",
+}
+FAMILY_SHAPES = {"coreset": "circle", "distilled": "triangle-up"}
+REGIME_LABELS = {"hl": "HL", "sl": "SL", "slkd": "SL+KD", "slkd_stored": "SL+KD (stored)", "mt": "MT"}
+ACCURACY = "test accuracy (%)"  # the title of every accuracy axis (each layer repeats it: one title drawn)
+
+
 def setup() -> None:
-    """Render charts as inline SVG (offline, deterministic for nbval)."""
+    """Render charts as inline SVG (offline, deterministic for nbval) and show tables whole.
+
+    pandas would otherwise cut a table at 60 rows ("…"), a text cell at 50
+    characters, and print six decimals; readers get every row, whole
+    descriptions and two decimals (a table that needs more formats its own).
+    """
     alt.renderers.enable("svg")
     alt.data_transformers.disable_max_rows()
+    pd.set_option("display.max_rows", 1000)
+    pd.set_option("display.min_rows", 1000)
+    pd.set_option("display.max_columns", 100)
+    pd.set_option("display.max_colwidth", None)
+    pd.set_option("display.precision", 2)
+
+
+def method_color(methods, field: str = "method", title: str = "method") -> alt.Color:
+    """The method colour encoding: the methods present, in :data:`METHOD_COLORS` order, with their colours.
+
+    Names outside the table (variants such as ``"dd (init=fixed)"``) take their base method's colour
+    when it is the only variant of it shown, else a colour of the default scheme."""
+    present = list(dict.fromkeys(methods))
+    known = [m for m in METHOD_COLORS if m in present]
+    rest = sorted(m for m in present if m not in METHOD_COLORS)
+    domain = known + rest
+    spare = iter(c for c in ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac",
+                             "#eeca3b", "#72b7b2", "#e45756") if c not in METHOD_COLORS.values())
+    rng = [METHOD_COLORS[m] for m in known] + [next(spare, "#333333") for _ in rest]
+    return alt.Color(f"{field}:N", title=title, scale=alt.Scale(domain=domain, range=rng),
+                     sort=domain)
+
+
+def family_shape() -> alt.Shape:
+    """Coresets as circles, distilled sets as triangles (filled points: the key shows the symbols)."""
+    return alt.Shape("family:N", title="family", scale=alt.Scale(domain=list(FAMILY_SHAPES),
+                                                                   range=list(FAMILY_SHAPES.values())))
+
+
+def log_x(field: str, values, title: str) -> alt.X:
+    """A log x axis spanning the data (a little padding), not the surrounding decades."""
+    v = [float(x) for x in values if x > 0]
+    lo, hi = (min(v), max(v)) if v else (1.0, 10.0)
+    return alt.X(f"{field}:Q", title=title, scale=alt.Scale(type="log", domain=[lo / 1.25, hi * 1.25], nice=False),
+                 axis=alt.Axis(values=sorted(set(v))))
+
+
+def mean_std(df: pd.DataFrame, by) -> pd.DataFrame:
+    """:func:`summarize` with ``low`` / ``high`` (mean ∓ std) and each method's ``family``."""
+    s = summarize(df, by=by)
+    s["low"], s["high"] = s["mean"] - s["std"], s["mean"] + s["std"]
+    if "method" in s:
+        s["family"] = ["distilled" if is_distiller(m) else "coreset" for m in s["method"]]
+    if "regime" in s:
+        s["regime"] = regime_labels(s["regime"])
+    return s
+
+
+def regime_labels(regimes) -> list:
+    """The names a reader knows (``slkd`` -> "SL+KD"); unknown ones upper-cased."""
+    return [REGIME_LABELS.get(r, str(r).upper()) for r in regimes]
+
+
+def _series(x: alt.X, color: alt.Color, tooltip, shape=None):
+    """Lines with filled points and mean ± std bars; no data of their own (the caller's chart holds it)."""
+    pt = dict(filled=True, size=60, opacity=1)
+    enc = dict(x=x, y=alt.Y("mean:Q", title=ACCURACY, scale=alt.Scale(zero=False)), color=color, tooltip=tooltip)
+    lines = alt.Chart().mark_line(point=alt.OverlayMarkDef(**pt) if shape is None else False).encode(**enc)
+    layers = [alt.Chart().mark_errorbar().encode(x=x, y=alt.Y("low:Q", title=ACCURACY), y2="high:Q", color=color),
+              lines]
+    if shape is not None:
+        layers.append(alt.Chart().mark_point(**pt).encode(**enc, shape=shape))
+    return layers
 
 
 def budget_chart(df: pd.DataFrame, *, width: int = 180, height: int = 150) -> alt.FacetChart:
     """Accuracy (mean ± std over seeds) against compute budget.
 
-    One line per method, one panel per (regime x IPC): the *Hard truths*
-    saturation figure.  Columns of ``df``: method, regime, ipc, budget, accuracy.
+    One line per method (coresets circles, distilled sets triangles), one panel per
+    (regime x IPC).  Columns of ``df``: method, regime, ipc, budget, accuracy.
     """
-    s = summarize(df, by=("regime", "ipc", "method", "budget"))
-    s["low"], s["high"] = s["mean"] - s["std"], s["mean"] + s["std"]
-    s["regime"] = s["regime"].str.upper()
-    base = alt.Chart(s).encode(
-        x=alt.X("budget:Q", scale=alt.Scale(type="log"), title="budget (full-train-set epochs)"),
-        color=alt.Color("method:N", title="method"))
-    lines = base.mark_line(point=True).encode(
-        y=alt.Y("mean:Q", title="test accuracy (%)", scale=alt.Scale(zero=False)),
-        tooltip=["method", "regime", "ipc", "budget", alt.Tooltip("mean:Q", format=".1f"),
-                 alt.Tooltip("std:Q", format=".1f"), "seeds"])
-    band = base.mark_errorbar().encode(y="low:Q", y2="high:Q")
-    return (band + lines).properties(width=width, height=height).facet(
-        row=alt.Row("ipc:O", title="IPC"), column=alt.Column("regime:N", title="label regime"))
+    s = mean_std(df, ("regime", "ipc", "method", "budget"))
+    x = log_x("budget", s["budget"], "budget (full-train-set epochs)")
+    tip = ["method", "regime", "ipc", "budget", alt.Tooltip("mean:Q", format=".1f"),
+           alt.Tooltip("std:Q", format=".1f"), "seeds"]
+    return alt.layer(*_series(x, method_color(s["method"]), tip, family_shape()), data=s).properties(
+        width=width, height=height).facet(row=alt.Row("ipc:O", title="IPC"),
+                                          column=alt.Column("regime:N", title="label regime"))
 
 
 def ipc_chart(df: pd.DataFrame, *, width: int = 220, height: int = 160) -> alt.FacetChart:
     """Accuracy (mean ± std over seeds) against IPC, one line per method, one panel per budget."""
-    s = summarize(df, by=("regime", "budget", "method", "ipc"))
-    s["low"], s["high"] = s["mean"] - s["std"], s["mean"] + s["std"]
-    base = alt.Chart(s).encode(
-        x=alt.X("ipc:Q", scale=alt.Scale(type="log"), title="images per class"),
-        color=alt.Color("method:N", title="method"))
-    lines = base.mark_line(point=True).encode(
-        y=alt.Y("mean:Q", title="test accuracy (%)", scale=alt.Scale(zero=False)),
-        tooltip=["method", "ipc", "budget", alt.Tooltip("mean:Q", format=".1f"), "seeds"])
-    band = base.mark_errorbar().encode(y="low:Q", y2="high:Q")
-    return (band + lines).properties(width=width, height=height).facet(
-        column=alt.Column("budget:O", title="budget (full-train-set epochs)"))
+    s = mean_std(df, ("regime", "budget", "method", "ipc"))
+    x = log_x("ipc", s["ipc"], "images per class")
+    tip = ["method", "ipc", "budget", alt.Tooltip("mean:Q", format=".1f"), "seeds"]
+    return alt.layer(*_series(x, method_color(s["method"]), tip, family_shape()), data=s).properties(
+        width=width, height=height).facet(column=alt.Column("budget:O", title="budget (full-train-set epochs)"))
 
 
 def regime_chart(df: pd.DataFrame, *, width: int = 200, height: int = 160) -> alt.FacetChart:
-    """Accuracy (mean ± std over seeds) against IPC, one line per method, one panel per label regime.
+    """Accuracy (mean ± std over seeds) per method, one panel per label regime.
 
-    Distillers are drawn solid, coresets dashed.  Columns of ``df``: method,
-    regime, ipc, budget, accuracy (one budget expected; several are averaged).
+    Against IPC (log x, one line per method) when the frame has several IPCs; with
+    one IPC, one point per method along x, coresets first.  Coresets are circles and
+    distilled sets triangles.  Columns of ``df``: method, regime, ipc, budget,
+    accuracy (one budget expected; several are averaged).
     """
-    s = summarize(df, by=("regime", "method", "ipc"))
-    s["low"], s["high"] = s["mean"] - s["std"], s["mean"] + s["std"]
-    s["family"] = ["distilled" if is_distiller(m) else "coreset" for m in s["method"]]
-    s["regime"] = s["regime"].str.upper()
-    base = alt.Chart(s).encode(
-        x=alt.X("ipc:Q", scale=alt.Scale(type="log"), title="images per class"),
-        color=alt.Color("method:N", title="method"))
-    lines = base.mark_line(point=True).encode(
-        y=alt.Y("mean:Q", title="test accuracy (%)", scale=alt.Scale(zero=False)),
-        strokeDash=alt.StrokeDash("family:N", title="family"),
-        tooltip=["method", "regime", "ipc", alt.Tooltip("mean:Q", format=".1f"), "seeds"])
-    band = base.mark_errorbar().encode(y="low:Q", y2="high:Q")
-    return (band + lines).properties(width=width, height=height).facet(
+    s = mean_std(df, ("regime", "method", "ipc"))
+    color = method_color(s["method"])
+    tip = ["method", "family", "regime", "ipc", alt.Tooltip("mean:Q", format=".1f"), "seeds"]
+    if s["ipc"].nunique() > 1:
+        x = log_x("ipc", s["ipc"], "images per class")
+        layers = _series(x, color, tip, family_shape())
+    else:
+        order = sorted(s["method"].unique(), key=lambda m: (is_distiller(m), list(METHOD_COLORS).index(m)
+                                                            if m in METHOD_COLORS else 99, m))
+        x = alt.X("method:N", sort=order, title=f"method (IPC {int(s['ipc'].iloc[0])})",
+                  axis=alt.Axis(labelAngle=-40))
+        y = alt.Y("mean:Q", title=ACCURACY, scale=alt.Scale(zero=False))
+        layers = [alt.Chart().mark_errorbar().encode(x=x, y=alt.Y("low:Q", title=ACCURACY), y2="high:Q",
+                                                     color=color),
+                  alt.Chart().mark_point(filled=True, size=70, opacity=1).encode(
+                      x=x, y=y, color=color, shape=family_shape(), tooltip=tip)]
+    return alt.layer(*layers, data=s).properties(width=width, height=height).facet(
         column=alt.Column("regime:N", title="label regime"))
 
 
@@ -110,18 +188,22 @@ def image_grid(images, labels=None, *, ncols: int = 10, scale: int = 3, pad: int
 
 
 def variant_chart(df: pd.DataFrame, *, width: int = 260, height: int = 180) -> alt.LayerChart:
-    """Accuracy (mean ± std over seeds) against budget, one line per (``variant``, IPC)."""
-    s = summarize(df, by=("variant", "ipc", "budget"))
-    s["variant"] = [f"{v}, IPC {i}" for v, i in zip(s["variant"], s["ipc"])]
-    s["low"], s["high"] = s["mean"] - s["std"], s["mean"] + s["std"]
-    base = alt.Chart(s).encode(
-        x=alt.X("budget:Q", scale=alt.Scale(type="log"), title="budget (full-train-set epochs)"),
-        color=alt.Color("variant:N", title="set"))
-    lines = base.mark_line(point=True).encode(
-        y=alt.Y("mean:Q", title="test accuracy (%)", scale=alt.Scale(zero=False)),
-        tooltip=["variant", "budget", alt.Tooltip("mean:Q", format=".1f"), "seeds"])
-    band = base.mark_errorbar().encode(y="low:Q", y2="high:Q")
-    return (band + lines).properties(width=width, height=height)
+    """Accuracy (mean ± std over seeds) per (``variant``, IPC): against budget (log x) when the
+    frame has several budgets, else one point per set along x."""
+    s = mean_std(df, ("variant", "ipc", "budget"))
+    s["set"] = [f"{v}, IPC {i}" for v, i in zip(s["variant"], s["ipc"])]
+    color = alt.Color("set:N", title="set")
+    tip = ["set", "budget", alt.Tooltip("mean:Q", format=".1f"), alt.Tooltip("std:Q", format=".1f"), "seeds"]
+    if s["budget"].nunique() > 1:
+        layers = _series(log_x("budget", s["budget"], "budget (full-train-set epochs)"), color, tip)
+    else:
+        x = alt.X("set:N", title=f"set (budget {s['budget'].iloc[0]:g} full-train-set epochs)",
+                  axis=alt.Axis(labelAngle=-30, labelLimit=260))
+        layers = [alt.Chart().mark_errorbar().encode(x=x, y=alt.Y("low:Q", title=ACCURACY), y2="high:Q", color=color),
+                  alt.Chart().mark_point(filled=True, size=70, opacity=1).encode(
+                      x=x, y=alt.Y("mean:Q", title=ACCURACY, scale=alt.Scale(zero=False)), color=color,
+                      tooltip=tip)]
+    return alt.layer(*layers, data=s).properties(width=width, height=height)
 
 
 def transfer_chart(gains: pd.DataFrame, *, width: int = 220, height: int = 160) -> alt.FacetChart:
@@ -132,16 +214,16 @@ def transfer_chart(gains: pd.DataFrame, *, width: int = 220, height: int = 160) 
     architectures along x.  A missing interval (fewer than 3 seeds) draws no bar.
     """
     s = gains.copy()
-    s["regime"] = s["regime"].str.upper()
-    base = alt.Chart(s).encode(x=alt.X("model:N", title="student architecture"),
-                               color=alt.Color("method:N", title="method"),
-                               xOffset=alt.XOffset("method:N"))
+    s["regime"] = regime_labels(s["regime"])
+    s["family"] = ["distilled" if is_distiller(m) else "coreset" for m in s["method"]]
+    x = alt.X("model:N", title="student architecture")
+    color, off = method_color(s["method"]), alt.XOffset("method:N")
     # Opaque and large enough to read: with few seeds a method may be only a handful of dots.
-    dots = base.mark_point(filled=True, size=90, opacity=1.0).encode(
-        y=alt.Y("gain:Q", title="gain over random (points)"),
+    dots = alt.Chart().mark_point(filled=True, size=90, opacity=1.0).encode(
+        x=x, xOffset=off, color=color, shape=family_shape(), y=alt.Y("gain:Q", title="gain over random (points)"),
         tooltip=["method", "model", "regime", "ipc", alt.Tooltip("gain:Q", format="+.1f"), "pairs"])
-    bars = base.mark_errorbar().encode(y=alt.Y("ci_low:Q", title="gain over random (points)"),
-                                       y2="ci_high:Q")
-    zero = alt.Chart(s).mark_rule(color="grey").encode(y=alt.datum(0.0))
-    return (zero + bars + dots).properties(width=width, height=height).facet(
+    bars = alt.Chart().mark_errorbar().encode(x=x, xOffset=off, color=color,
+                                              y=alt.Y("ci_low:Q", title="gain over random (points)"), y2="ci_high:Q")
+    zero = alt.Chart().mark_rule(color="grey").encode(y=alt.datum(0.0))
+    return alt.layer(zero, bars, dots, data=s).properties(width=width, height=height).facet(
         column=alt.Column("regime:N", title="label regime"))

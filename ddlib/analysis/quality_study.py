@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch.nn as nn
 
+from ddlib.analysis.plots import ACCURACY, family_shape, method_color, regime_labels
 from ddlib.analysis.quality import MAX_REAL, features, set_quality
 from ddlib.analysis.stats import holm, spearman_ci, welch
 from ddlib.analysis.tables import interval_table
@@ -298,11 +299,12 @@ def quality_chart(results: pd.DataFrame, quality: pd.DataFrame, *, metric: str =
     s = j.groupby(["regime", "family", "method", "ipc"], sort=True).agg(
         **{metric: (metric, "mean"), "accuracy": ("accuracy", "mean"), "runs": ("accuracy", "size")}).reset_index()
     s["accuracy"] *= 100
-    s["regime"] = s["regime"].str.upper()
+    s["regime"] = regime_labels(s["regime"])
+    s["family"] = ["distilled" if f == "distill" else "coreset" for f in s["family"]]
     return alt.Chart(s).mark_point(size=80, filled=True, opacity=1).encode(
         x=alt.X(f"{metric}:Q", title=metric, scale=alt.Scale(zero=False)),
-        y=alt.Y("accuracy:Q", title="test accuracy (%)", scale=alt.Scale(zero=False)),
-        color=alt.Color("method:N", title="method"), shape=alt.Shape("family:N", title="family"),
+        y=alt.Y("accuracy:Q", title=ACCURACY, scale=alt.Scale(zero=False)),
+        color=method_color(s["method"]), shape=family_shape(),
         tooltip=["regime", "method", "ipc", alt.Tooltip(f"{metric}:Q", format=".3f"),
                  alt.Tooltip("accuracy:Q", format=".1f"), "runs"],
     ).properties(width=width, height=height).facet(

@@ -14,6 +14,7 @@ from typing import Sequence
 import altair as alt
 import pandas as pd
 
+from ddlib.analysis.plots import log_x, method_color, regime_labels
 from ddlib.analysis.stats import ALPHA, MARGIN, direction_table, holm, interval_cell, p_value, p_values, paired
 from ddlib.analysis.tables import summarize
 
@@ -92,21 +93,31 @@ def saturation_chart(df: pd.DataFrame, full: pd.DataFrame, *, width: int = 170,
     """Accuracy against budget per (regime x IPC) panel, with the full-data curve in every panel.
 
     Mean ± std over seeds; the full-data runs (``hl``) are drawn as a grey dashed line.
+    Every layer reads the one top-level frame (its rows tagged ``kind`` = ``set`` or
+    ``full``), so the facet hands each panel exactly its own rows: a layer carrying its
+    own data would be drawn whole in every panel.
     """
-    s = summarize(df, by=("regime", "ipc", "method", "budget"))
+    s = summarize(df, by=("regime", "ipc", "method", "budget")).assign(kind="set")
     f = summarize(full, by=("budget",))
     f = pd.concat([f.assign(regime=r, ipc=i) for r, i in s[["regime", "ipc"]].drop_duplicates().itertuples(index=False)],
-                  ignore_index=True)
-    s["low"], s["high"] = s["mean"] - s["std"], s["mean"] + s["std"]
-    s["regime"], f["regime"] = s["regime"].str.upper(), f["regime"].str.upper()
-    x = alt.X("budget:Q", scale=alt.Scale(type="log"), title="budget (full-train-set epochs)")
-    y = alt.Y("mean:Q", title="test accuracy (%)", scale=alt.Scale(zero=False))
-    base = alt.Chart(s).encode(x=x, color=alt.Color("method:N", title="method"))
-    lines = base.mark_line(point=True).encode(y=y, tooltip=["method", "regime", "ipc", "budget",
-                                                           alt.Tooltip("mean:Q", format=".1f"), "seeds"])
-    band = base.mark_errorbar().encode(y="low:Q", y2="high:Q")
-    ref = alt.Chart(f).mark_line(strokeDash=[4, 3], color="gray").encode(x=x, y=y)
-    return alt.layer(ref, band, lines, data=s).properties(width=width, height=height).facet(
+                  ignore_index=True).assign(method="full data (HL)", kind="full")
+    d = pd.concat([s, f], ignore_index=True)
+    d["low"], d["high"] = d["mean"] - d["std"], d["mean"] + d["std"]
+    d["regime"] = regime_labels(d["regime"])
+    title = "test accuracy (%)"  # the same on every layer: one axis title, not their concatenation
+    x = log_x("budget", d["budget"], "budget (full-train-set epochs)")
+    y = alt.Y("mean:Q", title=title, scale=alt.Scale(zero=False))
+    color = method_color(s["method"])
+    sets = alt.datum.kind == "set"
+    lines = alt.Chart().mark_line(point=alt.OverlayMarkDef(filled=True, size=50, opacity=1)).encode(
+        x=x, y=y, color=color, tooltip=["method", "regime", "ipc", "budget", alt.Tooltip("mean:Q", format=".1f"),
+                                        "seeds"]).transform_filter(sets)
+    band = alt.Chart().mark_errorbar().encode(x=x, y=alt.Y("low:Q", title=title), y2="high:Q",
+                                              color=color).transform_filter(sets)
+    ref = alt.Chart().mark_line(strokeDash=[4, 3], color="gray").encode(
+        x=x, y=y, tooltip=["method", "budget", alt.Tooltip("mean:Q", format=".1f"), "seeds"]
+    ).transform_filter(alt.datum.kind == "full")
+    return alt.layer(ref, band, lines, data=d).properties(width=width, height=height).facet(
         row=alt.Row("ipc:O", title="IPC"), column=alt.Column("regime:N", title="label regime"))
 
 

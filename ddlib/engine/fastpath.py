@@ -176,6 +176,21 @@ def plan_step(model: nn.Module, sample_shape: Tuple[int, ...], batch_size: int, 
     return StepPlan(micro, compiled and not engine.compile_failed)
 
 
+def group_engine(mode: Union[Engine, str, None], work_flop: float) -> Optional[Engine]:
+    """One compiled :class:`Engine` for a group of sliced fits that together run ``work_flop`` training
+    FLOPs, when ``mode`` is ``auto`` and that total repays the compilation, else None.
+
+    A compiled graph is built once per architecture and input shape in a process and then
+    reused by every fit of it, so what must repay the seconds of compiling is the work of all
+    the fits that share it (:data:`COMPILE_MIN_TFLOP`, measured for one fit), not each fit's
+    own: a book chapter's hundred 100-step students compile once and run 1.3x faster
+    (benchmarks/README.md).  The engine is shared, so a failed compilation stops them all trying.
+    """
+    if Engine.of(mode).mode != "auto" or work_flop < COMPILE_MIN_TFLOP * 1e12:
+        return None
+    return Engine("compiled")
+
+
 class Stepper:
     """Forward + backward of one batch under a :class:`StepPlan`.
 

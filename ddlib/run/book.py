@@ -56,14 +56,32 @@ def execute(src: Path, dst: Path, profile: str, *, quiet: bool = False,
                             cwd=str(dst.parent))
     except pm.PapermillExecutionError as e:
         raise DDLibError(f"{src.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}") from None
+    reader_tags(dst)
     return time.perf_counter() - t0
+
+
+def reader_tags(path: Path) -> None:
+    """Tag the executed notebook for its readers: the parameters cells removed from the page, every
+    other code cell's input folded (jupyter-book's ``hide-input``: a reader can still expand it, and
+    the notebook keeps it), so a page shows its text, tables and charts."""
+    nb = json.loads(Path(path).read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        want = "remove-cell" if {"parameters", "injected-parameters"} & set(tags) else "hide-input"
+        if want not in tags:
+            tags.append(want)
+    Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
 def status_page(records: dict) -> str:
     """Markdown of the execution-status page from {notebook: record}."""
     lines = ["# Execution status", "",
              "Each chapter is a notebook executed by papermill before the book is built; "
-             "this table is written by `python -m ddlib book` at that time.", "",
+             "this table is written by `python -m ddlib book` at that time.  Its seconds are the "
+             "execution's, against the results store as it was (runs already stored are read, not "
+             "recomputed); the book from an empty store is timed by `benchmarks/book_time.py`.", "",
              "| notebook | profile | seconds | machine | finished (UTC) | ddlib |",
              "|---|---|---:|---|---|---|"]
     for name in sorted(records):
@@ -74,8 +92,12 @@ def status_page(records: dict) -> str:
 
 
 def build_book(profile: str = "default", only: Optional[Iterable[str]] = None,
-               skip_build: bool = False, quiet: bool = False, root: Optional[Path] = None) -> Path:
+               skip_build: bool = False, quiet: bool = False, root: Optional[Path] = None,
+               skip_execute: bool = False) -> Path:
     """Execute the notebooks (all, or those named in ``only``) and build the HTML book.
+
+    ``skip_execute``: build the HTML from the executed copies already in ``book/`` (the
+    committed edition), computing nothing; every notebook must have one.
 
     Returns:
         path of the built ``index.html``'s folder (``_build/html``).
@@ -97,6 +119,11 @@ def build_book(profile: str = "default", only: Optional[Iterable[str]] = None,
         if stale.stem not in present:
             log.info("removing %s: its notebook no longer exists", stale)
             stale.unlink()
+    if skip_execute:
+        missing = [s.name for s in sources if not (root / "book" / s.name).exists()]
+        if missing:
+            raise DDLibError(f"no executed copy in book/ of {', '.join(missing)}; run make book to compute them")
+        sources = []
     for src in sources:
         dst = root / "book" / src.name
         log.info("executing %s on profile %s -> %s", src.name, profile, dst)

@@ -125,7 +125,10 @@ def cmd_results(args, settings) -> None:
 
 
 def cmd_book(args, settings) -> None:
-    build_book(profile=args.profile, only=args.notebook, skip_build=args.no_build, quiet=args.quiet)
+    if args.no_execute and args.no_build:
+        raise DDLibError("--no-execute and --no-build together leave nothing to do")
+    build_book(profile=args.profile, only=args.notebook, skip_build=args.no_build, quiet=args.quiet,
+               skip_execute=args.no_execute)
 
 
 def cmd_grid(args, settings) -> None:
@@ -174,6 +177,8 @@ def main(argv: Optional[List[str]] = None, commands: Sequence[Command] = ()) -> 
     b.add_argument("--profile", default="default")
     b.add_argument("--notebook", action="append", default=None, help="only these notebooks")
     b.add_argument("--no-build", action="store_true", help="execute notebooks only")
+    b.add_argument("--no-execute", action="store_true",
+                   help="build the HTML from the executed notebooks already in book/ (the published edition)")
     b.add_argument("--quiet", action="store_true")
     g = sub.add_parser("grid", help="run every missing point of a YAML grid file")
     g.add_argument("config", help="YAML grid: dataset, methods, ipcs, regimes, budgets, seeds, profile, model")

@@ -8,6 +8,8 @@ only the fits in between run side by side, with the engine's multi-model fits
 * on CPU (:data:`CPU_THREADS`) any runs train as concurrent single-threaded
   fits (:func:`ddlib.engine.batched.fit_threads`), longest budgets first and
   :data:`THREAD_CHUNK` at a time, so the store is written after every chunk;
+  under ``auto``, when the grid's sliced training work repays a compilation
+  (:func:`ddlib.engine.fastpath.group_engine`), its fits share one compiled engine;
 * elsewhere, groups of >= 2 runs sharing every field but ``seed`` train as one
   :func:`ddlib.engine.batched.fit_many`.
 
@@ -21,13 +23,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ddlib.core.config import RunConfig
 from ddlib.core.seeding import pick_device
 from ddlib.core.store import Store
 from ddlib.engine.batched import can_batch, fit_many, fit_threads
+from ddlib.engine.fastpath import Engine, group_engine, per_sample, profile
 from ddlib.engine.regimes import module_hash
+from ddlib.engine.train import budget_samples
 from ddlib.run import runner
 from ddlib.run.runner import RunPlan, validate
 from ddlib.run.settings import Settings, resolve
@@ -61,12 +65,15 @@ def run_many(cfgs: Sequence[RunConfig], store: Store, *, quiet: bool = True,
     todo = list(pending.values())
     if CPU_THREADS and pick_device(settings.device).type == "cpu":
         todo.sort(key=lambda c: -c.budget)  # longest first: chunks of similar length
-        return sum(_train_and_store(todo[i:i + THREAD_CHUNK], store, quiet, settings, threads=True)
-                   for i in range(0, len(todo), THREAD_CHUNK))
+        stored, shared = 0, None
+        for i in range(0, len(todo), THREAD_CHUNK):
+            n, shared = _train_threads(todo[i:i + THREAD_CHUNK], store, quiet, settings, len(todo) - i, shared)
+            stored += n
+        return stored
     groups: Dict[str, List[RunConfig]] = {}
     for cfg in todo:
         groups.setdefault(dataclasses.replace(cfg, seed=0).key(), []).append(cfg)
-    return sum(_train_and_store(g, store, quiet, settings, threads=False) for g in groups.values() if len(g) >= 2)
+    return sum(_train_and_store(g, store, quiet, settings) for g in groups.values() if len(g) >= 2)
 
 
 def _compatible(plans: Sequence[RunPlan]) -> bool:
@@ -85,29 +92,56 @@ def _compatible(plans: Sequence[RunPlan]) -> bool:
     return can_batch(models) and len({q.device for m in models for q in m.parameters()}) == 1
 
 
-def _train_and_store(cfgs: Sequence[RunConfig], store: Store, quiet: bool, settings: Settings, *,
-                     threads: bool) -> int:
-    """Prepare ``cfgs``, train them together, finish (store) each; how many were stored."""
+def _sliced_work(plan: RunPlan) -> float:
+    """Training FLOPs of the plan's fit if its student trains in slices (per-sample networks), else 0."""
+    a = plan.fit_args
+    if not per_sample(a.model):
+        return 0.0
+    return 3 * profile(a.model, tuple(a.images.shape[1:]))[0] * budget_samples(a.budget, a.pool_size)
+
+
+def _train_threads(cfgs: Sequence[RunConfig], store: Store, quiet: bool, settings: Settings, pending: int,
+                   shared: Optional[Engine]) -> Tuple[int, Optional[Engine]]:
+    """One CPU chunk of :func:`run_many`: prepare, train side by side, finish; (runs stored, shared engine).
+
+    ``pending``: runs left in the whole grid, this chunk's included.  The first chunk estimates
+    their sliced training work from its own plans; when that repays compiling
+    (:func:`ddlib.engine.fastpath.group_engine`) every later chunk's sliced fits share one
+    compiled engine (the row's ``engine`` says so)."""
     batchable = [c for c in cfgs if validate(c).regime in BATCHED_REGIMES]
-    if not batchable or (not threads and len(batchable) != len(cfgs)):
-        return 0
+    if not batchable:
+        return 0, shared
     plans = [runner.prepare(c, store, quiet=quiet, settings=settings) for c in batchable]
-    if threads:
-        for p in plans:
-            log.info("%s", p.describe())
-        with store.worklog.work("train", runs=len(plans)):
-            results = fit_threads([p.fit_args for p in plans])
-    else:
-        if not _compatible(plans):
-            return 0
-        for p in plans:
-            log.info("%s", p.describe())
-        a = plans[0].fit_args
-        with store.worklog.work("train", runs=len(plans)):
-            results = fit_many([p.model for p in plans], [p.images for p in plans], [p.labels for p in plans],
-                               regimes=[p.regime for p in plans], teachers=a.teachers, budget=a.budget,
-                               pool_size=a.pool_size, protocol=a.protocol, seeds=[p.r.seed for p in plans],
-                               augment=a.augment, lr=a.lr, caches=[p.fit_args.cache for p in plans])
+    if shared is None:
+        work = [_sliced_work(p) for p in plans]
+        shared = group_engine(settings.engine, sum(work) / len(work) * pending)
+    jobs = [dataclasses.replace(p.fit_args, engine=shared) if shared is not None and per_sample(p.fit_args.model)
+            else p.fit_args for p in plans]
+    for p in plans:
+        log.info("%s", p.describe())
+    with store.worklog.work("train", runs=len(plans)):
+        results = fit_threads(jobs)
+    for p, res in zip(plans, results):
+        runner.finish(p, res)
+    return len(plans), shared
+
+
+def _train_and_store(cfgs: Sequence[RunConfig], store: Store, quiet: bool, settings: Settings) -> int:
+    """Prepare ``cfgs`` (one group differing only in seed), train them as one :func:`fit_many`, finish
+    (store) each; how many were stored (0 when they cannot train together)."""
+    if any(validate(c).regime not in BATCHED_REGIMES for c in cfgs):
+        return 0
+    plans = [runner.prepare(c, store, quiet=quiet, settings=settings) for c in cfgs]
+    if not _compatible(plans):
+        return 0
+    for p in plans:
+        log.info("%s", p.describe())
+    a = plans[0].fit_args
+    with store.worklog.work("train", runs=len(plans)):
+        results = fit_many([p.model for p in plans], [p.images for p in plans], [p.labels for p in plans],
+                           regimes=[p.regime for p in plans], teachers=a.teachers, budget=a.budget,
+                           pool_size=a.pool_size, protocol=a.protocol, seeds=[p.r.seed for p in plans],
+                           augment=a.augment, lr=a.lr, caches=[p.fit_args.cache for p in plans])
     for p, res in zip(plans, results):
         runner.finish(p, res)
     return len(plans)

@@ -23,6 +23,7 @@ from ddlib.analysis.claims.ledger import (
                                           chapter_claims,
                                           chapter_note,
                                           chapter_table,
+                                          findings_text,
                                           claim_names,
                                           claims_list,
                                           ledger_csv,
@@ -36,6 +37,6 @@ from ddlib.analysis.claims.rules import CLAIMS, RULE, VERDICTS, Claim, Verdict, 
 from ddlib.analysis.claims.teacher_view import HELD_OUT_TEACHER_SEED, teacher_view_table
 
 __all__ = ["CLAIMS", "HELD_OUT_TEACHER_SEED", "LEDGER_PAGE", "RULE", "VERDICTS", "Claim", "Verdict",
-           "chapter_claims", "chapter_note", "chapter_table", "claim_names", "claims_list", "ledger_csv",
+           "chapter_claims", "chapter_note", "chapter_table", "claim_names", "claims_list", "findings_text", "ledger_csv",
            "ledger_sentence", "ledger_table", "ledger_text", "settings_chart", "supervision_table", "tally_verdict",
            "teacher_view_table"]

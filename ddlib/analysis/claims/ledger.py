@@ -63,6 +63,22 @@ def chapter_note(chapter: str) -> str:
             f"computed by the same code as the [claims ledger]({LEDGER_PAGE}), where each one's rule is written out.")
 
 
+def findings_text(verdicts: pd.DataFrame, chapter: str) -> str:
+    """A chapter's "what we found": how its claims fared, then one bullet per claim — the claim as its
+    paper states it, the verdict and the evidence (the numbers, n and intervals the rule read from the
+    store) — and where the rules are written out.  ``verdicts``: :func:`chapter_table`'s rows."""
+    c = verdicts["verdict"].value_counts()
+    words = {"holds": ("holds", "hold"), "partly": ("holds in part", "hold in part"), "fails": ("fails", "fail"),
+             "unclear": ("is unclear", "are unclear"), "untested": ("is untested here", "are untested here")}
+    parts = [f"{c[v]} {words[v][int(c[v] != 1)]}" for v in words if c.get(v)]
+    n = len(verdicts)
+    head = (f"Of the {n} claim{'s' * (n != 1)} this chapter tests, "
+            + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)) + ".")
+    bullets = [f"* **{r.claim}** ({r.source}): *{r.statement}* — **{r.verdict}**. {r.evidence}"
+               for r in verdicts.itertuples()]
+    return "\n".join([head, "", *bullets, "", chapter_note(chapter)])
+
+
 def ledger_sentence(table: pd.DataFrame) -> str:
     """How many claims hold, partly hold, fail, are unclear or are untested."""
     c = table["verdict"].value_counts()

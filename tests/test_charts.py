@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ddlib.analysis import plots
+from ddlib.analysis import plots, style
 from ddlib.analysis.pareto import compute_frame, pareto_chart, pareto_points
 from ddlib.analysis.saturation import saturation_chart
 
@@ -37,7 +37,7 @@ def _layers(spec: dict) -> list:
     return inner.get("layer", [inner])
 
 
-def _contract(chart, *, y_title: str = plots.ACCURACY):
+def _contract(chart, *, y_title: str = style.ACCURACY):
     spec = chart.to_dict()
     layers = _layers(spec)
     assert all("data" not in layer for layer in layers), "a layer with its own data is drawn whole in every panel"
@@ -60,18 +60,18 @@ def _panels(chart, by):
 
 
 def test_method_colours_are_fixed_and_distinct():
-    assert len(set(plots.METHOD_COLORS.values())) == len(plots.METHOD_COLORS)
-    a = plots.method_color(["dm", "random"]).to_dict()["scale"]
-    b = plots.method_color(["random", "herding", "dm", "cim"]).to_dict()["scale"]
+    assert len(set(style.METHOD_COLORS.values())) == len(style.METHOD_COLORS)
+    a = style.method_color(["dm", "random"]).to_dict()["scale"]
+    b = style.method_color(["random", "herding", "dm", "cim"]).to_dict()["scale"]
     assert dict(zip(a["domain"], a["range"]))["dm"] == dict(zip(b["domain"], b["range"]))["dm"] == \
-        plots.METHOD_COLORS["dm"]
+        style.METHOD_COLORS["dm"]
     assert a["domain"] == ["random", "dm"]  # registry order, only what is shown
 
 
 def test_every_registered_method_has_a_colour():
     from ddlib.methods.coresets import CORESETS
     from ddlib.methods.distill import DISTILLERS
-    assert set(CORESETS.names()) | set(DISTILLERS.names()) == set(plots.METHOD_COLORS)
+    assert set(CORESETS.names()) | set(DISTILLERS.names()) == set(style.METHOD_COLORS)
 
 
 def test_budget_chart_panels_hold_their_own_rows():
@@ -132,7 +132,7 @@ def test_transfer_chart_dots_are_filled_and_coloured_by_method():
     chart = plots.transfer_chart(gains)
     _, layers = _contract(chart, y_title="gain over random (points)")
     dots = layers[-1]
-    assert dots["encoding"]["color"]["scale"]["range"] == [plots.METHOD_COLORS["dm"], plots.METHOD_COLORS["rded"]]
+    assert dots["encoding"]["color"]["scale"]["range"] == [style.METHOD_COLORS["dm"], style.METHOD_COLORS["rded"]]
 
 
 def test_saturation_chart_contract():
@@ -171,5 +171,5 @@ def test_quality_chart_colours_methods_and_shapes_families(monkeypatch):
     enc = spec["spec"]["encoding"]
     assert enc["shape"]["scale"]["range"] == ["circle", "triangle-up"]
     assert dict(zip(enc["color"]["scale"]["domain"], enc["color"]["scale"]["range"]))["rded"] == \
-        plots.METHOD_COLORS["rded"]
+        style.METHOD_COLORS["rded"]
     assert set(chart.data["family"]) == {"coreset", "distilled"} and set(chart.data["regime"]) == {"HL", "SL+KD"}

@@ -34,6 +34,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from ddlib.analysis.style import ACCURACY, method_color, regime_labels
 from ddlib.core.config import PROFILES
 from ddlib.core.cost import BACKWARD_WEIGHT
 from ddlib.core.registry import DDLibError
@@ -246,8 +247,6 @@ def pareto_chart(points: pd.DataFrame, *, cost: str = "total_passes", value: str
     ringed in black.  ``points``:
     :func:`pareto_points`' frame.  Call :func:`ddlib.analysis.plots.setup` first (SVG).
     """
-    from ddlib.analysis.plots import ACCURACY, method_color, regime_labels  # charts only: tables import this module
-
     d = points.copy()
     d["regime"] = regime_labels(d["regime"])
     d["ipc"] = d["ipc"].astype(str)

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import torch.nn as nn
 
-from ddlib.analysis.plots import ACCURACY, family_shape, method_color, regime_labels
 from ddlib.analysis.quality import MAX_REAL, features, set_quality
 from ddlib.analysis.stats import holm, spearman_ci, welch
+from ddlib.analysis.style import ACCURACY, family_shape, method_color, regime_labels
 from ddlib.analysis.tables import interval_table
 from ddlib.core.config import RunConfig
 from ddlib.core.registry import DDLibError

@@ -14,8 +14,8 @@ from typing import Sequence
 import altair as alt
 import pandas as pd
 
-from ddlib.analysis.plots import log_x, method_color, regime_labels
 from ddlib.analysis.stats import ALPHA, MARGIN, direction_table, holm, interval_cell, p_value, p_values, paired
+from ddlib.analysis.style import log_x, method_color, regime_labels
 from ddlib.analysis.tables import summarize
 
 

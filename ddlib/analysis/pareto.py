@@ -253,7 +253,8 @@ def pareto_chart(points: pd.DataFrame, *, cost: str = "total_passes", value: str
     d["front"] = np.where(d["pareto"], "on the front", "dominated")
     v = d[cost][d[cost] > 0]
     x = alt.X(f"{cost}:Q", title="total compute (passes, log scale)",
-              scale=alt.Scale(type="log", domain=[float(v.min()) / 1.5, float(v.max()) * 1.5], nice=False))
+              scale=alt.Scale(type="log", domain=[float(v.min()) / 1.5, float(v.max()) * 1.5], nice=False),
+              axis=alt.Axis(format="~s", tickCount=4, labelOverlap="greedy"))  # 30k, 100k: labels that fit
     y = alt.Y(f"{value}:Q", title=ACCURACY, scale=alt.Scale(zero=False))
     color = method_color(d["method"])
     line = alt.Chart().transform_filter("datum.pareto").mark_line(interpolate="step-after", color="black",

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ddlib.analysis.style import ACCURACY, METHOD_COLORS, family_shape, log_x, method_color, regime_labels
+from ddlib.analysis.style import ACCURACY, family_shape, log_x, method_color, method_order, regime_labels
 from ddlib.analysis.tables import is_distiller, summarize
 
 
@@ -38,10 +38,15 @@ def mean_std(df: pd.DataFrame, by) -> pd.DataFrame:
     s = summarize(df, by=by)
     s["low"], s["high"] = s["mean"] - s["std"], s["mean"] + s["std"]
     if "method" in s:
-        s["family"] = ["distilled" if is_distiller(m) else "coreset" for m in s["method"]]
+        s["family"] = families(s["method"])
     if "regime" in s:
         s["regime"] = regime_labels(s["regime"])
     return s
+
+
+def families(methods) -> list:
+    """"distilled" or "coreset" per method (the values :func:`ddlib.analysis.style.family_shape` draws)."""
+    return ["distilled" if is_distiller(m) else "coreset" for m in methods]
 
 
 def _series(x: alt.X, color: alt.Color, tooltip, shape=None):
@@ -54,6 +59,14 @@ def _series(x: alt.X, color: alt.Color, tooltip, shape=None):
     if shape is not None:
         layers.append(alt.Chart().mark_point(**pt).encode(**enc, shape=shape))
     return layers
+
+
+def _dots(x: alt.X, color: alt.Color, tooltip, shape=None):
+    """One filled point per category along a nominal ``x`` with its mean ± std bar (no data of their own)."""
+    point = alt.Chart().mark_point(filled=True, size=70, opacity=1).encode(
+        x=x, y=alt.Y("mean:Q", title=ACCURACY, scale=alt.Scale(zero=False)), color=color, tooltip=tooltip)
+    return [alt.Chart().mark_errorbar().encode(x=x, y=alt.Y("low:Q", title=ACCURACY), y2="high:Q", color=color),
+            point if shape is None else point.encode(shape=shape)]
 
 
 def budget_chart(df: pd.DataFrame, *, width: int = 180, height: int = 150) -> alt.FacetChart:
@@ -95,15 +108,10 @@ def regime_chart(df: pd.DataFrame, *, width: int = 200, height: int = 160) -> al
         x = log_x("ipc", s["ipc"], "images per class")
         layers = _series(x, color, tip, family_shape())
     else:
-        order = sorted(s["method"].unique(), key=lambda m: (is_distiller(m), list(METHOD_COLORS).index(m)
-                                                            if m in METHOD_COLORS else 99, m))
+        order = sorted(method_order(s["method"]), key=is_distiller)  # coresets first (a stable sort)
         x = alt.X("method:N", sort=order, title=f"method (IPC {int(s['ipc'].iloc[0])})",
                   axis=alt.Axis(labelAngle=-40))
-        y = alt.Y("mean:Q", title=ACCURACY, scale=alt.Scale(zero=False))
-        layers = [alt.Chart().mark_errorbar().encode(x=x, y=alt.Y("low:Q", title=ACCURACY), y2="high:Q",
-                                                     color=color),
-                  alt.Chart().mark_point(filled=True, size=70, opacity=1).encode(
-                      x=x, y=y, color=color, shape=family_shape(), tooltip=tip)]
+        layers = _dots(x, color, tip, family_shape())
     return alt.layer(*layers, data=s).properties(width=width, height=height).facet(
         column=alt.Column("regime:N", title="label regime"))
 
@@ -149,10 +157,7 @@ def variant_chart(df: pd.DataFrame, *, width: int = 260, height: int = 180) -> a
     else:
         x = alt.X("set:N", title=f"set (budget {s['budget'].iloc[0]:g} full-train-set epochs)",
                   axis=alt.Axis(labelAngle=-30, labelLimit=260))
-        layers = [alt.Chart().mark_errorbar().encode(x=x, y=alt.Y("low:Q", title=ACCURACY), y2="high:Q", color=color),
-                  alt.Chart().mark_point(filled=True, size=70, opacity=1).encode(
-                      x=x, y=alt.Y("mean:Q", title=ACCURACY, scale=alt.Scale(zero=False)), color=color,
-                      tooltip=tip)]
+        layers = _dots(x, color, tip)
     return alt.layer(*layers, data=s).properties(width=width, height=height)
 
 
@@ -165,7 +170,7 @@ def transfer_chart(gains: pd.DataFrame, *, width: int = 220, height: int = 160) 
     """
     s = gains.copy()
     s["regime"] = regime_labels(s["regime"])
-    s["family"] = ["distilled" if is_distiller(m) else "coreset" for m in s["method"]]
+    s["family"] = families(s["method"])
     x = alt.X("model:N", title="student architecture")
     color, off = method_color(s["method"]), alt.XOffset("method:N")
     # Opaque and large enough to read: with few seeds a method may be only a handful of dots.

@@ -15,7 +15,7 @@ import altair as alt
 import pandas as pd
 
 from ddlib.analysis.stats import ALPHA, MARGIN, direction_table, holm, interval_cell, p_value, p_values, paired
-from ddlib.analysis.style import log_x, method_color, regime_labels
+from ddlib.analysis.style import ACCURACY, log_x, method_color, regime_labels
 from ddlib.analysis.tables import summarize
 
 
@@ -104,15 +104,14 @@ def saturation_chart(df: pd.DataFrame, full: pd.DataFrame, *, width: int = 170,
     d = pd.concat([s, f], ignore_index=True)
     d["low"], d["high"] = d["mean"] - d["std"], d["mean"] + d["std"]
     d["regime"] = regime_labels(d["regime"])
-    title = "test accuracy (%)"  # the same on every layer: one axis title, not their concatenation
     x = log_x("budget", d["budget"], "budget (full-train-set epochs)")
-    y = alt.Y("mean:Q", title=title, scale=alt.Scale(zero=False))
+    y = alt.Y("mean:Q", title=ACCURACY, scale=alt.Scale(zero=False))
     color = method_color(s["method"])
     sets = alt.datum.kind == "set"
     lines = alt.Chart().mark_line(point=alt.OverlayMarkDef(filled=True, size=50, opacity=1)).encode(
         x=x, y=y, color=color, tooltip=["method", "regime", "ipc", "budget", alt.Tooltip("mean:Q", format=".1f"),
                                         "seeds"]).transform_filter(sets)
-    band = alt.Chart().mark_errorbar().encode(x=x, y=alt.Y("low:Q", title=title), y2="high:Q",
+    band = alt.Chart().mark_errorbar().encode(x=x, y=alt.Y("low:Q", title=ACCURACY), y2="high:Q",
                                               color=color).transform_filter(sets)
     ref = alt.Chart().mark_line(strokeDash=[4, 3], color="gray").encode(
         x=x, y=y, tooltip=["method", "budget", alt.Tooltip("mean:Q", format=".1f"), "seeds"]

@@ -23,14 +23,19 @@ REGIME_LABELS = {"hl": "HL", "sl": "SL", "slkd": "SL+KD", "slkd_stored": "SL+KD 
 ACCURACY = "test accuracy (%)"  # the title of every accuracy axis (each layer repeats it: one title drawn)
 
 
-def method_color(methods, field: str = "method", title: str = "method") -> alt.Color:
-    """The method colour encoding: the methods present, in :data:`METHOD_COLORS` order, with their colours.
+def method_order(methods) -> list:
+    """The distinct ``methods`` in :data:`METHOD_COLORS` order, names outside the table after them (sorted)."""
+    present = set(methods)
+    return [m for m in METHOD_COLORS if m in present] + sorted(present - set(METHOD_COLORS))
 
-    Names outside the table (variants such as ``"dd (init=fixed)"``) take spare colours, after them."""
-    present = list(dict.fromkeys(methods))
-    known = [m for m in METHOD_COLORS if m in present]
-    rest = sorted(m for m in present if m not in METHOD_COLORS)
-    domain = known + rest
+
+def method_color(methods, field: str = "method", title: str = "method") -> alt.Color:
+    """The method colour encoding: the methods present, in :func:`method_order`, with their colours.
+
+    Names outside the table (variants such as ``"dd (init=fixed)"``) take spare colours."""
+    domain = method_order(methods)
+    known = [m for m in domain if m in METHOD_COLORS]
+    rest = domain[len(known):]
     spare = iter(c for c in ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac",
                              "#eeca3b", "#72b7b2", "#e45756") if c not in METHOD_COLORS.values())
     rng = [METHOD_COLORS[m] for m in known] + [next(spare, "#333333") for _ in rest]

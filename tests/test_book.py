@@ -7,7 +7,8 @@ repository's own ``book/`` and ``_build/`` are untouched), then:
   compares every ``# NBVAL_CHECK_OUTPUT`` cell: the numbers, tables and SVG
   charts must come out identical when recomputed from scratch (determinism);
 * headless Chromium, with networking disabled, loads the built page and every
-  chart must be present as drawn SVG; screenshots go to ``test-artifacts/``.
+  chart must be present as drawn SVG; a screenshot of every page of the book
+  goes to ``test-artifacts/`` (for a person to look at, page by page).
 """
 from __future__ import annotations
 
@@ -61,6 +62,15 @@ def test_notebook_sources_have_no_outputs_and_a_parameters_cell():
         params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
         assert len(params) == 1, f"{path.name} needs exactly one parameters cell"
         assert "profile" in params[0].source
+
+
+def test_every_notebook_cell_has_an_id():
+    """nbformat 4.5 cells carry ids (nbformat warns today and will refuse later)."""
+    import json
+
+    for path in NOTEBOOKS:
+        cells = json.loads(path.read_text())["cells"]
+        assert all(c.get("id") for c in cells), f"{path.name}: a cell without an id"
 
 
 def test_executed_copies_and_status_page(built):
@@ -141,6 +151,15 @@ def _colour_pixels(painted, rgb, tol: int = 12) -> int:
     return int(counts[np.abs(colours - np.array(rgb)).max(axis=1) <= tol].sum())
 
 
+def _screenshot(page: Path, tmp_path: Path) -> Path:
+    """Chromium's offline screenshot of ``page``, kept in ``test-artifacts/`` for a reader to look at."""
+    shot = ARTIFACTS / f"{page.stem}.png"
+    shot.unlink(missing_ok=True)
+    _chrome([f"--screenshot={shot}", "--window-size=1280,14000", page.as_uri()], tmp_path)
+    assert shot.exists(), f"Chromium produced no screenshot of {page.name}"
+    return shot
+
+
 def test_book_pages_draw_every_chart_offline(built, tmp_path):
     """Each chart of each page is an SVG the page references, and Chromium paints it.
 
@@ -167,13 +186,15 @@ def test_book_pages_draw_every_chart_offline(built, tmp_path):
             assert svg.exists() and 'class="marks"' in svg.read_text()[:2000], src
             colours.append((src, _chart_colours(svg.read_text())))
             assert colours[-1][1], f"{src} draws with no saturated colour"
+        shot = _screenshot(page, tmp_path)
         if not srcs:
             continue
-        shot = ARTIFACTS / f"{path.stem}.png"
-        shot.unlink(missing_ok=True)
-        _chrome([f"--screenshot={shot}", "--window-size=1280,14000", page.as_uri()], tmp_path)
-        assert shot.exists(), "Chromium produced no screenshot"
         pixels = _painted(shot)
         for src, rgbs in colours:
             painted = max(_colour_pixels(pixels, rgb) for rgb in rgbs)
             assert painted > 30, f"{path.name}: none of the colours of {src} painted"
+    # every other page of the book (the introduction, the execution status) is kept as a screenshot too
+    for page in sorted((html_dir / "book").glob("*.html")):
+        if page.stem not in {p.stem for p in NOTEBOOKS}:
+            _screenshot(page, tmp_path)
+    assert {p.stem for p in ARTIFACTS.glob("*.png")} >= {p.stem for p in (html_dir / "book").glob("*.html")}

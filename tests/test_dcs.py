@@ -149,12 +149,17 @@ def test_correlation_table_has_one_row_per_probe_and_one_column_per_ipc():
     assert corr.shape[0] == 4 and set(corr["sets"]) == {8}
     dm = corr[corr["probe"] == "dm (a)"]
     assert (dm["rho"] == -1.0).all() and dm["predicts"].all()  # lower loss, higher accuracy: predicts
-    assert not corr[corr["probe"] == "dc (a)"]["predicts"].any()  # the wrong sign never "predicts"
+    dc = corr[corr["probe"] == "dc (a)"]
+    assert not dc["predicts"].any() and dc["inverse"].all()  # the wrong sign never "predicts"
     table = dcs.objective_table(corr)
     assert table.shape == (2, 2) and list(table.columns) == ["IPC 1", "IPC 10"]
     assert table.loc["dm (a)", "IPC 1"].startswith("-1.00 [")
     text = dcs.sentences(corr)
-    assert "**dm (a)** predicts accuracy at IPC 1" in text and "**dc (a)** does not predict" in text
+    # rho = +1 with its interval above 0 is a prediction the wrong way round, never "does not predict"
+    assert "**dm (a)** predicts accuracy at IPC 1" in text
+    assert "**dc (a)** ranks the sets the wrong way round at IPC 1" in text and "does not predict" not in text
+    flat = corr.assign(rho=0.1, ci_low=-0.3, ci_high=0.5, predicts=False, inverse=False)
+    assert dcs.sentences(flat).count("does not predict accuracy") == 4
 
 
 def test_score_sets_reads_stored_sets_and_caches_values(digits, home, monkeypatch):

@@ -199,3 +199,10 @@ def test_grid_rejects_a_methods_unknown_key(tmp_path, store_home, capsys):
     _fails_cleanly(["grid", str(g), "--quiet"], store_home, capsys, "dm: unknown hyper-parameter(s) iter")
     g.write_text("methods: [random]\nipcs: 1\nbudgets: 1\nprofile: smoke\nhparams: {dm: {iters: 2}}\n")
     _fails_cleanly(["grid", str(g), "--quiet"], store_home, capsys, "not in the grid's methods")
+
+
+def test_the_readers_view_is_the_value_on_one_profile():
+    full, view = hparams_table(), hparams_table("default")
+    assert list(view.columns) == ["on default", "meaning", "source"] and view.index.equals(full.index)
+    row = full.loc[("cad_prune", "epochs")]
+    assert view.loc[("cad_prune", "epochs"), "on default"] == f"{row['default']} {row['unit']}".strip()

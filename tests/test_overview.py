@@ -4,6 +4,7 @@ import json
 import pytest
 
 from ddlib.analysis.overview import benchmarks_table, epochs_over_set, profiles_table, regimes_table
+from ddlib.core.config import PROFILES
 from ddlib.core.registry import DDLibError
 
 
@@ -40,3 +41,26 @@ def test_benchmark_table_keeps_headline_numbers_only(tmp_path):
 def test_profile_and_regime_tables_list_the_registries():
     assert {"smoke", "default", "paper"} <= set(profiles_table().columns) | set(profiles_table().index)
     assert {"hl", "sl", "slkd", "mt", "slkd_stored"} <= set(regimes_table().index)
+
+
+def test_profile_table_never_reads_as_the_chapters_grids():
+    """The contradiction a reader found: chapter 1's profile table gave budgets the chapters do not use.
+    Fields a chapter grid overrides are labelled as the defaults of a grid naming none."""
+    from ddlib.chapters.grids import CHAPTERS
+
+    t = profiles_table()
+    for field in ("methods", "ipcs", "regimes", "budgets", "seeds"):
+        assert field not in t.index and f"{field} (a grid naming none)" in t.index
+    # every chapter grid that names no budgets falls back to exactly what the table shows
+    for ch in CHAPTERS.names():
+        for prof, g in CHAPTERS.get(ch).items():
+            if not g.get("budgets"):
+                shown = t.loc["budgets (a grid naming none)", prof]
+                assert shown == ", ".join(map(str, PROFILES.get(prof).budgets)), (ch, prof)
+
+
+def test_tables_show_docstrings_without_rst_markup():
+    from ddlib.analysis.overview import methods_table
+
+    for text in list(regimes_table()["labels"]) + list(methods_table()["what it does"]):
+        assert "``" not in text, text

@@ -98,6 +98,42 @@ def test_quality_summary_means_over_seeds():
     assert list(s.index.get_level_values("method")) == ["herding", "kcenter", "random", "dc", "dm", "mtt"]
 
 
+
+def test_quality_view_one_row_per_metric_scaled_mmd_and_seed_counts():
+    from ddlib.analysis.quality_study import quality_view
+
+    q = pd.concat([_toy_quality(), _toy_quality().query("method == 'dm'").assign(ipc=1, coverage=0.05)])
+    v = quality_view(q, metrics=("coverage", "fd", "mmd2", "mean_pdist"))
+    assert list(v.index.names) == ["IPC", "metric"]
+    assert list(v.index) == [(1, "coverage"), (1, "fd"), (1, "mmd2 ×10³"), (1, "mean_pdist"), (1, "seeds (n)"),
+                             (10, "coverage"), (10, "fd"), (10, "mmd2 ×10³"), (10, "mean_pdist"), (10, "seeds (n)")]
+    assert list(v.columns) == [("coresets", "herding"), ("coresets", "kcenter"), ("coresets", "random"),
+                               ("distilled", "dc"), ("distilled", "dm"), ("distilled", "mtt")]
+    # each row to 3 significant digits of its largest value: coverage 0.700 -> 3 decimals, fd 9.00 -> 2
+    assert v.loc[(10, "coverage")].tolist() == ["0.300", "0.250", "0.200", "0.700", "0.600", "0.650"]
+    assert v.loc[(10, "fd")].tolist() == ["8.00", "8.50", "9.00", "5.00", "4.00", "4.50"]
+    assert v.loc[(10, "mmd2 ×10³")].tolist() == ["1.20"] * 6  # 0.0012 x 10³
+    assert v.loc[(10, "seeds (n)")].tolist() == ["2"] * 6
+    # only dm has sets at IPC 1
+    assert v.loc[(1, "coverage")].tolist() == ["–", "–", "–", "–", "0.0500", "–"]
+    assert v.loc[(1, "seeds (n)")].tolist() == ["–", "–", "–", "–", "2", "–"]
+
+
+def test_contrast_view_cells():
+    from ddlib.analysis.quality_study import CONTRAST_CELL, contrast_view, family_contrast
+
+    v = contrast_view(family_contrast(_toy_quality(), metrics=("coverage", "fd", "mmd2", "mean_pdist")))
+    assert list(v.index.names) == ["IPC", "metric"] and list(v.index.get_level_values("metric")) == [
+        "coverage", "fd", "mmd2 ×10³", "mean_pdist"]
+    assert list(v.columns) == ["coresets", "distilled", CONTRAST_CELL, "ahead"]
+    # Welch interval of coverage [0.2867, 0.5133] (test above); decimals: 2 significant digits of 0.51
+    assert v.loc[(10, "coverage")].tolist() == ["0.250", "0.650", "+0.40 [+0.29, +0.51] (n=6)", "distilled"]
+    assert v.loc[(10, "fd")].tolist() == ["8.50", "4.50", "-4.0 [-5.1, -2.9] (n=6)", "distilled"]
+    # equal values in every set: no interval, not separated
+    assert v.loc[(10, "mmd2 ×10³")].tolist() == ["1.20", "1.20", "+0.00 (n=6: no interval)", "—"]
+    assert v.loc[(10, "mean_pdist"), "ahead"] == "—"
+    assert contrast_view(pd.DataFrame()).empty
+
 def test_family_contrast_known_answer():
     from ddlib.analysis.quality_study import contrast_sentence, family_contrast
 

@@ -15,6 +15,7 @@ from scipy import stats as sps
 
 from ddlib.analysis.stats import (
     MIN_PAIRS,
+    interval_power,
     decide,
     direction,
     equivalence,
@@ -154,6 +155,7 @@ def test_power_for_a_one_sd_effect(n, power):
     tc = sps.t.ppf(0.975, df)
     theory = 1 - sps.nct.cdf(tc, df, ncp) + sps.nct.cdf(-tc, df, ncp)
     assert theory == pytest.approx(power, abs=0.001)
+    assert interval_power(n) == pytest.approx(theory, abs=1e-12)  # what the protocol page quotes
     sims = np.random.default_rng(50 + n).normal(1.0, 1.0, size=(SIMS, n))
     found = np.mean([paired_interval(d).low > 0 for d in sims])
     assert abs(found - theory) <= 3.5 * math.sqrt(theory * (1 - theory) / SIMS) + 0.01, found

@@ -22,17 +22,19 @@ def correlations(scores: pd.DataFrame, *, n_boot: int = 2000) -> pd.DataFrame:
     """Spearman rho [95% bootstrap CI] of objective value against accuracy, per probe and IPC.
 
     A *lower* objective should mean a *better* set, so a predictive objective
-    has rho < 0; ``predicts`` is True when the whole interval lies below 0.
+    has rho < 0; ``predicts`` is True when the whole interval lies below 0 and
+    ``inverse`` when it lies above 0 (the objective ranks the sets the wrong way
+    round: a lower value goes with a *worse* student).
 
     Returns:
-        columns probe, ipc, rho, ci_low, ci_high, sets, predicts.
+        columns probe, ipc, rho, ci_low, ci_high, sets, predicts, inverse.
     """
     rows = []
     for (probe, ipc), g in scores.groupby(["probe", "ipc"], sort=True):
         rho, lo, hi = spearman_ci(g["value"].to_numpy(), g["accuracy"].to_numpy(), n_boot=n_boot)
         rows.append({"probe": probe, "ipc": int(ipc), "rho": rho, "ci_low": lo, "ci_high": hi,
-                     "sets": len(g), "predicts": bool(hi < 0)})
-    return pd.DataFrame(rows, columns=["probe", "ipc", "rho", "ci_low", "ci_high", "sets", "predicts"])
+                     "sets": len(g), "predicts": bool(hi < 0), "inverse": bool(lo > 0)})
+    return pd.DataFrame(rows, columns=["probe", "ipc", "rho", "ci_low", "ci_high", "sets", "predicts", "inverse"])
 
 
 def objective_table(corr: pd.DataFrame) -> pd.DataFrame:
@@ -45,15 +47,23 @@ def objective_table(corr: pd.DataFrame) -> pd.DataFrame:
 
 
 def sentences(corr: pd.DataFrame) -> str:
-    """One Markdown bullet per probe: does its objective predict accuracy, per IPC?"""
+    """One Markdown bullet per probe: does its objective predict accuracy, per IPC?
+
+    Three answers, from the interval alone: "predicts" (wholly below 0), "predicts it the wrong way
+    round" (wholly above 0: lower objective, worse set) and "does not predict" (it covers 0)."""
     lines = []
     for probe, g in corr.groupby("probe", sort=True):
         parts = []
         for _, r in g.sort_values("ipc").iterrows():
-            verb = "predicts" if r["predicts"] else "does not predict"
-            parts.append(f"{verb} accuracy at IPC {r['ipc']} "
-                         f"(rho = {r['rho']:+.2f}, 95% CI [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}], "
-                         f"{r['sets']} sets)")
+            stat = (f"rho = {r['rho']:+.2f}, 95% CI [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}], "
+                    f"{r['sets']} sets")
+            if r["predicts"]:
+                parts.append(f"predicts accuracy at IPC {r['ipc']} ({stat})")
+            elif r["ci_low"] > 0:
+                parts.append(f"ranks the sets the wrong way round at IPC {r['ipc']}: a lower value goes with "
+                             f"a worse student ({stat})")
+            else:
+                parts.append(f"does not predict accuracy at IPC {r['ipc']} ({stat})")
         lines.append(f"* **{probe}** " + "; ".join(parts) + ".")
     return "\n".join(lines)
 

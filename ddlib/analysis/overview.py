@@ -32,9 +32,19 @@ def profiles_table() -> pd.DataFrame:
         d.pop("name")
         for f in METHOD_DEFAULT_FIELDS:  # per-method defaults: each method's own table, not this one
             d.pop(f)
-        cols[name] = {k: ", ".join(map(str, v)) if isinstance(v, tuple) else
+        cols[name] = {k + GRID_DEFAULT.get(k, ""): ", ".join(map(str, v)) if isinstance(v, tuple) else
                       ("whole split" if v is None else str(v)) for k, v in d.items()}
     return pd.DataFrame(cols)
+
+
+# the profile fields a chapter grid overrides: shown as what they are, so that the table never reads as
+# the chapters' own IPCs or budgets (those are in the chapters table)
+GRID_DEFAULT = {f: " (a grid naming none)" for f in ("methods", "ipcs", "regimes", "budgets", "seeds")}
+
+
+def plain(text: str) -> str:
+    """A docstring fragment for a table cell: RST literals (````x````) as plain text, whitespace collapsed."""
+    return " ".join(re.sub(r"``([^`]+)``", r"\1", text).split())
 
 
 def protocols_table() -> pd.DataFrame:
@@ -47,7 +57,7 @@ def regimes_table() -> pd.DataFrame:
     """Each label regime with its definition from :mod:`ddlib.engine.regimes`' docstring."""
     # the module docstring's bullet list "* ``name`` text" is the definition
     found = dict(re.findall(r"^\* ``(\w+)``\s+(.+?)(?=^\* |^\S|\Z)", regimes.__doc__ or "", re.M | re.S))
-    rows = [{"regime": n, "labels": " ".join(found.get(n, "").split())} for n in regimes.REGIMES.names()]
+    rows = [{"regime": n, "labels": plain(found.get(n, ""))} for n in regimes.REGIMES.names()]
     return pd.DataFrame(rows).set_index("regime")
 
 
@@ -57,7 +67,7 @@ def methods_table() -> pd.DataFrame:
     for family, reg in (("coreset", CORESETS), ("distiller", DISTILLERS)):
         for n in reg.names():
             doc = (reg.get(n).__doc__ or "").strip().splitlines()
-            rows.append({"method": n, "family": family, "what it does": doc[0] if doc else ""})
+            rows.append({"method": n, "family": family, "what it does": plain(doc[0]) if doc else ""})
     return pd.DataFrame(rows).set_index("method")
 
 

@@ -16,9 +16,9 @@ import pandas as pd
 import torch.nn as nn
 
 from ddlib.analysis.quality import MAX_REAL, features, set_quality
-from ddlib.analysis.stats import holm, spearman_ci, welch
+from ddlib.analysis.stats import holm, interval_cell, spearman_ci, welch
 from ddlib.analysis.style import ACCURACY, family_shape, method_color, regime_labels
-from ddlib.analysis.tables import interval_table
+from ddlib.analysis.tables import interval_table, sig_decimals
 from ddlib.core.config import RunConfig
 from ddlib.core.registry import DDLibError
 from ddlib.core.store import Store
@@ -210,6 +210,80 @@ def family_contrast(quality: pd.DataFrame, *, metrics=BOOK_METRICS, by=("ipc",),
     out["more"] = np.where(ahead & (sign * out["diff"] > 0), "distill",
                            np.where(ahead & (sign * out["diff"] < 0), "coreset", ""))
     return out
+
+
+# reader tables: a metric shown scaled says so in its row label; family names as the prose says them
+SHOWN = {"mmd2": (1e3, "mmd2 ×10³")}
+FAMILY_LABEL = {"coreset": "coresets", "distill": "distilled"}
+
+
+def _label(metric: str) -> str:
+    return SHOWN.get(metric, (1.0, metric))[1]
+
+
+def _cells(values, decimals: int) -> list:
+    """Strings with ``decimals`` decimals ("–" for NaN; no "-0.00")."""
+    return ["–" if pd.isna(v) else f"{round(float(v), decimals) + 0.0:.{decimals}f}" for v in values]
+
+
+def quality_view(quality: pd.DataFrame, *, metrics=BOOK_METRICS, sig: int = 3) -> pd.DataFrame:
+    """:func:`quality_summary` for reading: one row per (IPC, metric), one column per method.
+
+    Cells are strings: the mean over seeds of each metric (``mmd2`` x 10³, its
+    row label says so), every row to the decimals that give its largest |value|
+    ``sig`` significant digits (:func:`ddlib.analysis.tables.sig_decimals`);
+    "–" where a method has no set at that IPC.  Each IPC ends with a row
+    "seeds (n)": how many sets (seeds) the means are over.
+
+    Returns:
+        Index (IPC, metric label); columns (family "coresets" / "distilled", method), sorted.
+    """
+    q = quality.dropna(subset=["family", "method"])
+    by = ["ipc", "family", "method"]
+    means, counts = q.groupby(by, sort=True)[list(metrics)].mean(), q.groupby(by, sort=True).size()
+    cols = sorted({(f, m) for f, m in zip(q["family"], q["method"])})
+    rows = {}
+    for ipc in sorted(q["ipc"].unique()):
+        m = means.loc[ipc].reindex(cols)
+        for metric in metrics:
+            vals = m[metric].to_numpy(float) * SHOWN.get(metric, (1.0,))[0]
+            rows[(int(ipc), _label(metric))] = _cells(vals, sig_decimals(vals, sig))
+        rows[(int(ipc), "seeds (n)")] = ["–" if pd.isna(n) else str(int(n)) for n in counts.loc[ipc].reindex(cols)]
+    out = pd.DataFrame(list(rows.values()), index=pd.MultiIndex.from_tuples(list(rows), names=["IPC", "metric"]),
+                       columns=pd.MultiIndex.from_tuples([(FAMILY_LABEL.get(f, f), m) for f, m in cols]))
+    return out
+
+
+CONTRAST_CELL = "distilled − coresets [95% CI] (n)"
+
+
+def contrast_view(contrast: pd.DataFrame, *, sig: int = 3) -> pd.DataFrame:
+    """:func:`family_contrast` for reading: index (IPC, metric label), four string columns.
+
+    ``coresets`` and ``distilled``: the family means, to the decimals that give
+    the larger ``sig`` significant digits; :data:`CONTRAST_CELL`: the
+    difference with its Welch 95% interval and n (methods, both families
+    together), to the decimals that give the interval's larger bound 2
+    significant digits; ``ahead``: "distilled" / "coresets" (``more``), "—" where
+    the families are not separated.  ``mmd2`` is shown x 10³ (its label says so).
+    """
+    if contrast.empty:
+        return pd.DataFrame(columns=["coresets", "distilled", CONTRAST_CELL, "ahead"])
+    by = list(contrast.columns[:list(contrast.columns).index("metric")])
+    rows = []
+    for r in contrast.to_dict("records"):
+        k = SHOWN.get(r["metric"], (1.0,))[0]
+        lev = [r["coreset"] * k, r["distill"] * k]
+        iv = [r["diff"] * k, r["low"] * k, r["high"] * k]
+        d = sig_decimals(iv[1:], 2) if not pd.isna(iv[1]) else sig_decimals(lev, sig)
+        iv = [round(v, d) + 0.0 for v in iv]  # no "-0.000"
+        c, s = _cells(lev, sig_decimals(lev, sig))
+        rows.append({**{("IPC" if b == "ipc" else b): r[b] for b in by}, "metric": _label(r["metric"]),
+                     "coresets": c, "distilled": s,
+                     CONTRAST_CELL: interval_cell(*iv, r["n_coreset"] + r["n_distill"], f"+.{d}f"),
+                     "ahead": FAMILY_LABEL.get(r["more"], "—")})
+    out = pd.DataFrame(rows)
+    return out.set_index([("IPC" if b == "ipc" else b) for b in by] + ["metric"])
 
 
 _MORE = {"representativeness": "more representative", "fidelity": "closer to the real images",

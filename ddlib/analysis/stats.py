@@ -101,6 +101,15 @@ def _t_bounds(d: np.ndarray, confidence: float) -> Tuple[float, float]:
     return m - h, m + h
 
 
+def interval_power(n: int, effect_sd: float = 1.0, confidence: float = CONFIDENCE) -> float:
+    """How often the paired t-interval of ``n`` seeds excludes 0 when the true mean difference is
+    ``effect_sd`` standard deviations of the per-seed differences (Student's power, from the
+    noncentral t with ``n - 1`` degrees of freedom and noncentrality ``effect_sd * sqrt(n)``)."""
+    df, ncp = n - 1, effect_sd * math.sqrt(n)
+    tc = sps.t.ppf(1 - (1 - confidence) / 2, df)
+    return float(1 - sps.nct.cdf(tc, df, ncp) + sps.nct.cdf(-tc, df, ncp))
+
+
 def paired_interval(x: Sequence[float], y: Optional[Sequence[float]] = None, confidence: float = CONFIDENCE,
                     *, method: str = "t", random_state: int = 0) -> Interval:
     """The interval of mean(x - y) over pairs (of mean(x) when ``y`` is None).

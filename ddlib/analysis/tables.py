@@ -7,12 +7,15 @@ every table carries n (``seeds`` / ``pairs``).
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from ddlib.analysis.pareto import label_bytes_by_regime
-from ddlib.analysis.stats import MARGIN, direction_table, interval_cell, mean_std, p_values, paired, paired_interval
+from ddlib.analysis.stats import (ALPHA, MARGIN, direction_table, holm, interval_cell, mean_std, p_value,
+                                  p_values, paired, paired_interval)
 from ddlib.methods.build import method_family
 
 
@@ -161,3 +164,89 @@ def verdict_sentence(w: pd.DataFrame, method: str, rivals: Sequence[str]) -> str
 def is_distiller(method: str) -> bool:
     """Whether ``method`` is a registered distiller (else a coreset method)."""
     return method_family(method) == "distill"
+
+
+def sig_decimals(values, sig: int = 3, most: int = 6) -> int:
+    """Decimals that give the largest finite |value| of ``values`` ``sig`` significant digits.
+
+    0.0123 -> 4 (0.0123), 1.23 -> 2, 20.8 -> 1, 123 -> 0 (never below 0 nor above ``most``);
+    ``sig`` - 1 when no value is finite and non-zero.  One row of a reader table
+    is printed to one such number of decimals.
+    """
+    a = np.abs(np.asarray(values, dtype=float))
+    a = a[np.isfinite(a) & (a > 0)]
+    if len(a) == 0:
+        return sig - 1
+    return int(min(most, max(0, sig - 1 - math.floor(math.log10(float(a.max()))))))
+
+
+def variant_duels(df: pd.DataFrame, variants: Sequence[str], rivals: Sequence[str], *, label: str = "variant",
+                  value: str = "accuracy") -> pd.DataFrame:
+    """Each of ``variants`` against each of ``rivals`` (values of column ``label``), paired by seed.
+
+    Two runs pair when they share regime, IPC, budget and seed; settings where
+    the rival has no run are left out.  The gain (points) has the paired t 95%
+    interval of :func:`ddlib.analysis.stats.paired`.  Verdict, every statement
+    Holm-adjusted over all rows: "same" when TOST places the gain within
+    ± :data:`ddlib.analysis.stats.MARGIN` points, else "greater" / "less" when
+    the two-sided t-test is below 5% (so the 95% interval excludes 0), else
+    "unclear" (also below 3 pairs).
+
+    Returns:
+        One row per (regime, IPC, budget) setting and (variant, rival), in that order
+        (``variants`` x ``rivals`` within a setting): variant, rival, regime, ipc,
+        budget, mean and rival_mean (percent, over the paired seeds), gain, ci_low,
+        ci_high, pairs, verdict.
+    """
+    missing = [v for v in (*variants, *rivals) if v not in set(df[label])]
+    if missing:
+        raise ValueError(f"no rows with {label} {', '.join(map(repr, missing))}")
+    keys = [c for c in ("regime", "ipc", "budget") if c in df.columns]
+    rows, diffs = [], []
+    for a in variants:
+        for b in rivals:
+            rb = df[df[label] == b].set_index(keys + ["seed"])[value]
+            for setting, g in df[df[label] == a].groupby(keys, sort=True):
+                setting = setting if isinstance(setting, tuple) else (setting,)
+                p = paired(g.set_index(keys + ["seed"])[value], rb, scale=100)
+                if p is None:
+                    continue
+                rows.append({"variant": a, "rival": b, **dict(zip(keys, setting)), "mean": float(p.a.mean()),
+                             "rival_mean": float(p.b.mean()), "gain": p.diff, "ci_low": p.ci_low,
+                             "ci_high": p.ci_high, "pairs": p.n})
+                diffs.append(p.d)
+    out = pd.DataFrame(rows, columns=["variant", "rival", *keys, "mean", "rival_mean", "gain", "ci_low", "ci_high",
+                                      "pairs"])
+    same = holm([p_value(d, "same") for d in diffs]) < ALPHA
+    differ = holm([p_value(d, "different") for d in diffs]) < ALPHA
+    out["verdict"] = ["same" if s else ("greater" if g > 0 else "less") if dif else "unclear"
+                      for s, dif, g in zip(same, differ, out["gain"])]
+    return out.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def duel_sentences(duels: pd.DataFrame) -> str:
+    """Markdown of :func:`variant_duels`: per setting a heading line, then one bullet per row.
+
+    "**dd (init=fixed)** at 30.6 % is **below** random at 55.5 %: -24.9 points [-33.1, -16.7] (n=5).",
+    with "above", "within ±1 point of" or "undecided against" for the other verdicts;
+    the setting line names IPC and budget (and the regime when there are several);
+    a last line says how the verdicts were reached.
+    """
+    if duels.empty:
+        return "No paired runs of these sets are stored yet."
+    word = {"less": "is **below**", "greater": "is **above**", "unclear": "is **undecided** against",
+            "same": f"is **within ±{MARGIN:g} point{'' if MARGIN == 1 else 's'} of**"}
+    several = "regime" in duels.columns and duels["regime"].nunique() > 1
+    lines, where = [], None
+    for r in duels.to_dict("records"):
+        here = (f"{r['regime']}, " if several else "") + f"IPC {r['ipc']}, budget {r['budget']:g}"
+        if here != where:
+            lines += ([""] if lines else []) + [f"At {here}:", ""]
+            where = here
+        mean, rest = interval_cell(r["gain"], r["ci_low"], r["ci_high"], r["pairs"]).split(" ", 1)
+        lines.append(f"* **{r['variant']}** at {r['mean']:.1f} % {word[r['verdict']]} {r['rival']} at "
+                     f"{r['rival_mean']:.1f} %: {mean} points {rest}.")
+    lines.append(f"\nDifferences are paired by seed, with their t 95% intervals and n seeds; *below* / *above*: a "
+                 f"two-sided t-test at 5%, *within*: two one-sided tests (TOST) at a ±{MARGIN:g}-point margin, each "
+                 f"Holm-adjusted over these {len(duels)} comparisons; *undecided*: neither (or fewer than 3 seeds).")
+    return "\n".join(lines)

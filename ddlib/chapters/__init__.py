@@ -8,9 +8,9 @@
 * :mod:`~ddlib.chapters.dcs`: the sets the DCS chapter scores.
 """
 from ddlib.chapters.dcs import DCSStudy
-from ddlib.chapters.grids import CHAPTERS, chapter_grid, chapters_table
+from ddlib.chapters.grids import CHAPTERS, chapter_grid
 from ddlib.chapters.ledger import Ledger, chapter_verdicts
-from ddlib.chapters.studies import DD_VARIANTS, dd2018_studies, study
+from ddlib.chapters.studies import DD_VARIANTS, chapter_runs, chapters_table, dd2018_engine_studies, dd2018_studies, study
 
-__all__ = ["CHAPTERS", "DCSStudy", "DD_VARIANTS", "Ledger", "chapter_grid", "chapter_verdicts", "chapters_table",
-           "dd2018_studies", "study"]
+__all__ = ["CHAPTERS", "DCSStudy", "DD_VARIANTS", "Ledger", "chapter_grid", "chapter_runs", "chapter_verdicts",
+           "chapters_table", "dd2018_engine_studies", "dd2018_studies", "study"]

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from typing import Dict
 
-import pandas as pd
-
 from ddlib.core.config import PROFILES
 from ddlib.core.registry import DDLibError, Registry
 
@@ -127,23 +125,3 @@ def chapter_grid(chapter: str, profile: str) -> Dict[str, tuple]:
         raise DDLibError(f"chapter {chapter!r} has no grid for profile {profile!r}; "
                          f"it has: {', '.join(sorted(grids))}")
     return dict(grids[profile])
-
-
-def chapters_table() -> pd.DataFrame:
-    """Runs each chapter's grid asks for, per profile (the product of its lists).
-
-    Fields a chapter leaves out fall back to the profile's defaults, as in
-    :meth:`ddlib.run.study.Study.from_params`.
-    """
-    rows = []
-    for ch in CHAPTERS.names():
-        row = {"chapter": ch}
-        for prof, g in CHAPTERS.get(ch).items():
-            p = PROFILES.get(prof)
-            n = 1
-            for f in ("methods", "ipcs", "regimes", "budgets", "seeds"):
-                n *= len(g.get(f) or getattr(p, f))
-            n *= len(g.get("models") or (p.model,))
-            row[prof] = n
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("chapter").fillna(0).astype(int)

@@ -67,7 +67,9 @@ class Ledger:
         return cls(profile, tuple(studies), tuple(missing), dataset, seeds)
 
     def describe(self) -> pd.DataFrame:
-        d = {ch: f"{sum(len(s.configs()) for s in ss)} runs" for ch, ss in self.studies}
+        # chapter 6's replayed sets and their full-data runs are part of what its chapter trains: named as such
+        label = {"dd2018": "dd2018 (the replayed sets)", "dd2018_full": "dd2018 (full data)"}
+        d = {label.get(ch, ch): f"{sum(len(s.configs()) for s in ss)} runs" for ch, ss in self.studies}
         d.update({ch: "not registered: its claims are untested" for ch in self.missing})
         return pd.DataFrame({"runs": list(d.values())}, index=pd.Index(list(d), name="chapter grid"))
 
@@ -125,15 +127,17 @@ class Ledger:
 
 
 def chapter_verdicts(chapter: str, profile: str = "default", store: Optional[Store] = None,
-                     dataset: str = "") -> pd.DataFrame:
+                     dataset: str = "", measured: Optional[Dict[str, pd.DataFrame]] = None) -> pd.DataFrame:
     """The verdicts of the claims ``chapter`` tests, from the rows stored when the page is built.
 
     The same code as the ledger page (:func:`ddlib.analysis.claims.ledger_table`) on the ledger's
-    stored rows; nothing is run.  A claim that also reads a later chapter's runs, or a measurement
-    (quality, DCS, teacher view), gets its final verdict on the ledger page.
+    stored rows; nothing is run.  ``measured``: the measurements the chapter itself made, under
+    :meth:`Ledger.measure`'s names (chapter 5 passes ``quality``, chapter 8 ``dcs``), so that its own
+    claims are judged on them.  A claim that also reads a later chapter's runs, or a measurement the
+    chapter does not make, gets its final verdict on the ledger page.
     """
     names = chapter_claims(chapter)
     if not names:
         raise DDLibError(f"no claim is tested in chapter {chapter!r}")
     frame = Ledger.from_params(profile, dataset).stored(store or default_store())
-    return chapter_table(ledger_table(frame, names), chapter)
+    return chapter_table(ledger_table(frame, names, measured=measured or {}), chapter)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
 
-from ddlib.chapters.grids import chapter_grid
-from ddlib.run.study import Study
+import pandas as pd
+
+from ddlib.chapters.grids import CHAPTERS, chapter_grid
+from ddlib.core.config import PROFILES
+from ddlib.run.study import Study, full_pool_ipc
 
 # the replayed DD sets of chapter 6: fixed init, random init, then the paper's baselines of the same
 # size, their images frozen (lr_img 0) and only their step sizes learnt, from the same fixed init:
@@ -58,3 +61,39 @@ def dd2018_studies(profile: str, *, dataset: str = "", ipcs: Sequence[int] = (),
             out.append(study("dd2018", profile, dataset=dataset, ipcs=own, seeds=seeds, budgets=g["budgets"][:1],
                              eval_lr="unrolled", hparams=h))
     return tuple(out)
+
+
+def dd2018_engine_studies(profile: str, *, dataset: str = "", ipcs: Sequence[int] = (), seeds: Sequence[int] = (),
+                          budgets: Sequence[float] = (), full_ipc: Optional[int] = None) -> Tuple[Study, ...]:
+    """Chapter 6's sets under the study's standard engine (hard labels, the profile's protocol, the
+    grid's budgets unless given): random real images and class means, DD with a fixed and a random
+    init, and the whole class-balanced pool (``full_ipc`` images per class; default: read from the
+    data with :func:`~ddlib.run.study.full_pool_ipc`)."""
+    dataset = dataset or chapter_grid("dd2018", profile)["dataset"]
+    grid = dict(dataset=dataset, ipcs=ipcs, seeds=seeds, budgets=budgets)
+    fixed, rand = DD_VARIANTS[:2]
+    return (study("dd2018", profile, **grid, methods=["random", "class_mean"]),
+            study("dd2018", profile, **grid, hparams=fixed),
+            study("dd2018", profile, **grid, hparams=rand),
+            study("dd2018", profile, **{**grid, "ipcs": [full_ipc or full_pool_ipc(profile, dataset)]}, methods=["random"]))
+
+
+def chapter_runs(chapter: str, profile: str) -> int:
+    """How many runs ``chapter``'s grid asks for on ``profile``: the product of its lists (fields it
+    leaves out fall back to the profile's defaults, as in :meth:`Study.from_params`); for ``dd2018``,
+    every run chapter 6 trains (its replayed DD sets and their baselines, and the same sets under the
+    standard engine)."""
+    if chapter == "dd2018":
+        return sum(len(s.configs()) for s in dd2018_studies(profile)
+                   + dd2018_engine_studies(profile, full_ipc=1))  # the count needs no data: 1 stands for the pool
+    g, p = CHAPTERS.get(chapter)[profile], PROFILES.get(profile)
+    n = len(g.get("models") or (p.model,))
+    for f in ("methods", "ipcs", "regimes", "budgets", "seeds"):
+        n *= len(g.get(f) or getattr(p, f))
+    return n
+
+
+def chapters_table() -> pd.DataFrame:
+    """:func:`chapter_runs` of every chapter (rows) on every profile it has a grid for (columns)."""
+    rows = [{"chapter": ch, **{prof: chapter_runs(ch, prof) for prof in CHAPTERS.get(ch)}} for ch in CHAPTERS.names()]
+    return pd.DataFrame(rows).set_index("chapter").fillna(0).astype(int)

@@ -9,7 +9,7 @@ NAME``, and :func:`hparams_table` is the protocol chapter's table.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 import pandas as pd
 
@@ -116,9 +116,18 @@ def describe_text(name: str) -> str:
     return "\n".join(lines)
 
 
-def hparams_table() -> pd.DataFrame:
+def hparams_table(profile: Optional[str] = None) -> pd.DataFrame:
     """Every registered method's hyper-parameters (the protocol chapter's table): one row per
-    (method, hyper-parameter) with :func:`describe_frame`'s columns, methods without any shown as "—"."""
+    (method, hyper-parameter) with :func:`describe_frame`'s columns, methods without any shown as "—".
+
+    ``profile``: the reader's view for a page built on that profile — only the value on it (with its
+    unit), what it means and where it comes from, narrow enough to read without scrolling; the
+    other columns are ``python -m ddlib describe METHOD``'s."""
+    if profile is not None:
+        t = hparams_table()
+        value = (t[profile] + " " + t["unit"]).str.strip()
+        return pd.DataFrame({f"on {profile}": value, "meaning": t["meaning"], "source": t["source"]},
+                            index=t.index)
     frames = []
     for family, reg in (("coreset", CORESETS), ("distiller", DISTILLERS)):
         for n in reg.names():

@@ -28,6 +28,7 @@ from ddlib.analysis.claims.ledger import (
                                           claims_list,
                                           ledger_csv,
                                           ledger_sentence,
+                                          verdicts_view,
                                           ledger_table,
                                           ledger_text,
                                           settings_chart,
@@ -38,5 +39,5 @@ from ddlib.analysis.claims.teacher_view import HELD_OUT_TEACHER_SEED, teacher_vi
 
 __all__ = ["CLAIMS", "HELD_OUT_TEACHER_SEED", "LEDGER_PAGE", "RULE", "VERDICTS", "Claim", "Verdict",
            "chapter_claims", "chapter_note", "chapter_table", "claim_names", "claims_list", "findings_text", "ledger_csv",
-           "ledger_sentence", "ledger_table", "ledger_text", "settings_chart", "supervision_table", "tally_verdict",
+           "ledger_sentence", "ledger_table", "ledger_text", "verdicts_view", "settings_chart", "supervision_table", "tally_verdict",
            "teacher_view_table"]

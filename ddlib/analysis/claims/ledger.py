@@ -79,12 +79,25 @@ def findings_text(verdicts: pd.DataFrame, chapter: str) -> str:
     return "\n".join([head, "", *bullets, "", chapter_note(chapter)])
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def ledger_sentence(table: pd.DataFrame) -> str:
     """How many claims hold, partly hold, fail, are unclear or are untested."""
     c = table["verdict"].value_counts()
-    return (f"Of {len(table)} claims, {c.get('holds', 0)} hold, {c.get('partly', 0)} hold partly, "
-            f"{c.get('fails', 0)} fail, {c.get('unclear', 0)} are unclear (the seeds decide too few settings) "
-            f"and {c.get('untested', 0)} are untested on this profile.")
+    return (f"Of {len(table)} claims, {_count(c.get('holds', 0), 'holds', 'hold')}, "
+            f"{_count(c.get('partly', 0), 'holds partly', 'hold partly')}, "
+            f"{_count(c.get('fails', 0), 'fails', 'fail')}, "
+            f"{_count(c.get('unclear', 0), 'is unclear', 'are unclear')} (the seeds decide too few settings) "
+            f"and {_count(c.get('untested', 0), 'is untested', 'are untested')} on this profile.")
+
+
+def verdicts_view(table: pd.DataFrame) -> pd.DataFrame:
+    """A reader's table of :func:`ledger_table` or :func:`chapter_table` rows: indexed by claim, with the
+    statement and verdict only (narrow enough to read without scrolling; sources, rules and evidence are
+    written out in the text beside it)."""
+    return table.set_index("claim")[["statement", "verdict"]]
 
 
 def ledger_text(table: pd.DataFrame, *, width: int = 110, evidence: bool = True) -> str:

@@ -12,10 +12,10 @@
   ``a_l = 1`` otherwise.  As the reference ``VILA-Lab/SRe2L`` recover scripts,
   the images are recovered in ``ipc`` independent batches, batch ``j`` holding
   image ``j`` of every class (one per class), so the BN statistics are matched
-  by K images at a time, never by the whole set.  Independent, they run side by
-  side: one forward of several batches, statistics and losses per batch
-  (:func:`_recover_groups`; tests/test_distill_speed_equivalence.py holds it to
-  the one-batch-at-a-time loop).  ``A`` is, per step, a random
+  by K images at a time, never by the whole set.  Independent, they can run side
+  by side: one forward of several batches, statistics and losses per batch
+  (:func:`_recover_groups`, on a GPU; :data:`JOINT_IMAGES`;
+  tests/test_distill_speed_equivalence.py holds it to the one-batch-at-a-time loop).  ``A`` is, per step, a random
   shift (``torch.roll``) of up to ``jitter`` pixels in each direction (the
   reference's CIFAR / Tiny-ImageNet script, ``view="jitter"``) or a fresh
   random-resized crop (+ optional flip, its ImageNet script, ``view="crop"``).
@@ -85,8 +85,12 @@ def bn_teacher(train, ctx, teacher_arch: str) -> Tuple[nn.Module, str]:
     return teacher_of(train, ctx, arch)
 
 
-#: images per joint forward of :func:`_recover_groups` (whole recover batches, at least one)
-JOINT_IMAGES = 256
+#: images per joint forward of :func:`_recover_groups` (whole recover batches, at least one), per device
+#: type.  On a CPU one batch per forward, as the reference recovers: side by side (256 images) ran at
+#: 0.65-0.73x the reference's separate batches, one at a time at 1.02-1.04x (quiet 2-core CPU, `paper`
+#: Fashion-MNIST IPC 10, benchmarks/distill_speed.py --reference).  On a GPU, where ten 28-px images
+#: leave the device idle, batches recover side by side (not measured here: no GPU was lent).
+JOINT_IMAGES = {"cpu": 1, "cuda": 256}
 
 
 def grouped_stats(x: torch.Tensor, groups: int) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -203,7 +207,7 @@ def distill_sre2l(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr: float 
     lo, hi = pixel_bounds(m, device)
     stats: List = []
     hooks = [bn.register_forward_hook(lambda _m, inp, _o: stats.append(inp[0])) for bn in bns]
-    per_call = max(1, JOINT_IMAGES // k)  # whole recover batches per joint forward
+    per_call = max(1, JOINT_IMAGES.get(device.type, 1) // k)  # whole recover batches per joint forward
     curves, batches = [], []
     try:
         for j0 in range(0, ipc, per_call):  # batch j: image j of every class, its own problem

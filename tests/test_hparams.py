@@ -203,6 +203,6 @@ def test_grid_rejects_a_methods_unknown_key(tmp_path, store_home, capsys):
 
 def test_the_readers_view_is_the_value_on_one_profile():
     full, view = hparams_table(), hparams_table("default")
-    assert list(view.columns) == ["on default", "meaning", "source"] and view.index.equals(full.index)
+    assert list(view.columns) == ["on default", "meaning (source)"] and view.index.equals(full.index)
     row = full.loc[("cad_prune", "epochs")]
     assert view.loc[("cad_prune", "epochs"), "on default"] == f"{row['default']} {row['unit']}".strip()

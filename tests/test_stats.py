@@ -24,6 +24,7 @@ from ddlib.analysis.stats import (
     p_value,
     paired,
     paired_interval,
+    welch,
 )
 
 SIMS = 4000          # null settings per case
@@ -172,3 +173,14 @@ def test_equivalence_is_not_declared_at_the_margin():
 def test_p_values_are_scipys_t_test(alt, statement):
     d = [0.4, -1.2, 2.5, 1.1, 0.3, 0.9]
     assert p_value(d, statement) == pytest.approx(sps.ttest_1samp(d, 0.0, alternative=alt).pvalue, rel=1e-9)
+
+
+def test_welch_of_values_close_together_far_from_zero_is_quiet_and_shift_invariant():
+    import warnings
+
+    x, y = [0.998, 0.998, 0.998 + 1e-13], [0.9985, 0.9985, 0.9985 + 2e-13]  # scipy warns on these as they are
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got, p = welch(x, y)
+    assert got.mean == pytest.approx(-0.0005, abs=1e-12) and p < 1e-6  # the gap is 10^9 of its noise
+    assert got.low < -0.0005 < got.high and got.high - got.low < 1e-9

@@ -50,7 +50,12 @@ def plain(text: str) -> str:
 def protocols_table() -> pd.DataFrame:
     """Every named training protocol with its hyperparameters (one row each)."""
     rows = [asdict(PROTOCOLS.get(n)) for n in PROTOCOLS.names()]
-    return pd.DataFrame(rows).set_index("name")
+    t = pd.DataFrame(rows).set_index("name")
+    # a reader's widths: DSA op lists wrap ("color, crop, ...") and the headers are short
+    t["augment"] = [a.replace("_", ", ") for a in t["augment"]]
+    t["weight_decay"] = [f"{w:g}" for w in t["weight_decay"]]
+    return t.rename(columns={"momentum": "mom.", "weight_decay": "wd", "batch_size": "batch",
+                             "temperature": "T (KD)"})
 
 
 def regimes_table() -> pd.DataFrame:

@@ -158,7 +158,10 @@ def welch(x: Sequence[float], y: Sequence[float], confidence: float = CONFIDENCE
     m = float(a.mean() - b.mean()) if len(a) and len(b) else math.nan
     if len(a) < 2 or len(b) < 2 or (a.std() == 0 and b.std() == 0):
         return Interval(m, math.nan, math.nan, len(a) + len(b), confidence, "none"), math.nan
-    res = sps.ttest_ind(a, b, equal_var=False)
+    # centred on the pooled mean: the same test (a difference is shift-invariant), without the
+    # catastrophic cancellation scipy warns of when values sit close together far from 0 (precision ~ 1.0)
+    c = float(np.concatenate([a, b]).mean())
+    res = sps.ttest_ind(a - c, b - c, equal_var=False)
     ci = res.confidence_interval(confidence)
     return Interval(m, float(ci.low), float(ci.high), len(a) + len(b), confidence, "welch"), float(res.pvalue)
 

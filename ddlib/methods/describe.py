@@ -121,13 +121,13 @@ def hparams_table(profile: Optional[str] = None) -> pd.DataFrame:
     (method, hyper-parameter) with :func:`describe_frame`'s columns, methods without any shown as "—".
 
     ``profile``: the reader's view for a page built on that profile — only the value on it (with its
-    unit), what it means and where it comes from, narrow enough to read without scrolling; the
+    unit), then what it means with where it comes from, narrow enough to read without scrolling; the
     other columns are ``python -m ddlib describe METHOD``'s."""
     if profile is not None:
         t = hparams_table()
         value = (t[profile] + " " + t["unit"]).str.strip()
-        return pd.DataFrame({f"on {profile}": value, "meaning": t["meaning"], "source": t["source"]},
-                            index=t.index)
+        meaning = [f"{m} (source: {src})" if m else "" for m, src in zip(t["meaning"], t["source"])]
+        return pd.DataFrame({f"on {profile}": value, "meaning (source)": meaning}, index=t.index)
     frames = []
     for family, reg in (("coreset", CORESETS), ("distiller", DISTILLERS)):
         for n in reg.names():

@@ -175,6 +175,18 @@ def test_p_values_are_scipys_t_test(alt, statement):
     assert p_value(d, statement) == pytest.approx(sps.ttest_1samp(d, 0.0, alternative=alt).pvalue, rel=1e-9)
 
 
+def test_welch_is_scipys_welch_test():
+    x, y = [71.2, 69.8, 73.1, 70.4], [66.0, 68.9, 65.2]
+    got, p = welch(x, y)
+    ref = sps.ttest_ind(x, y, equal_var=False)
+    ci = ref.confidence_interval(0.95)
+    assert p == pytest.approx(ref.pvalue, rel=1e-9)
+    assert (got.low, got.high) == pytest.approx((ci.low, ci.high), rel=1e-9)
+    one, p1 = welch([1.0, 1.0, 1.0], [0.9, 0.95, 1.0])  # one group constant: df = n - 1 of the other
+    ref1 = sps.ttest_1samp([0.9, 0.95, 1.0], 1.0)
+    assert p1 == pytest.approx(ref1.pvalue, rel=1e-9)
+
+
 def test_welch_of_values_close_together_far_from_zero_is_quiet_and_shift_invariant():
     import warnings
 

@@ -60,3 +60,13 @@ def test_family_duel_needs_both_families():
     df = pd.DataFrame(_rows("random", "hl", 0.5))
     assert family_duel(df).empty
     assert duel_sentence(family_duel(df)).startswith("No setting")
+
+
+def test_duel_view_reads_without_a_raw_index():
+    from ddlib.analysis.compare import duel_view
+
+    duel = pd.DataFrame([{"regime": "hl", "ipc": 10, "budget": 6.4, "best_distiller": "dm", "best_coreset": "herding",
+                          "gain": 0.39, "ci_low": -0.83, "ci_high": 1.61, "pairs": 5, "verdict": "unclear"}])
+    v = duel_view(duel)
+    assert list(v.index.names) == ["regime", "IPC", "budget"]
+    assert v.iloc[0].tolist() == ["dm", "herding", "+0.4 [-0.8, +1.6] (n=5)", "unclear"]

@@ -118,5 +118,5 @@ def test_reader_views_have_no_raw_index_and_no_empty_cells():
                             "ours": 90.04, "ours_std": 0.5, "seeds": 5, "published": 97.4, "published_std": float("nan"),
                             "gap": -7.36, "paper": "P", "table": "T1", "setting": "ConvNet hl"}])
     b = beside_view(beside)
-    assert b.iloc[0].tolist() == ["90.0 ± 0.5 (n=5)", "97.4", "-7.4", "P, T1 (ConvNet hl)"]
-    assert list(b.index.names) == ["dataset", "method", "ipc", "regime", "budget"]
+    assert b.iloc[0].tolist() == ["90.0 ± 0.5 (n=5)", "97.4", "-7.4", "P, T1"]
+    assert list(b.index) == ["dc, IPC 10, hl, budget 1"] and b.index.name == "our runs"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ddlib.analysis.stats import MARGIN, direction_table, p_values, paired
+from ddlib.analysis.stats import MARGIN, direction_table, interval_cell, p_values, paired
 from ddlib.core.registry import DDLibError
 from ddlib.methods.build import method_family
 
@@ -77,3 +77,15 @@ def duel_sentence(duel: pd.DataFrame) -> str:
     return (f"Each family's best method is chosen on validation accuracy; on test accuracy, paired over "
             f"{duel['pairs'].min()}–{duel['pairs'].max()} seeds (t-tests at 5%, Holm-adjusted over the "
             f"{len(duel)} settings), " + "; ".join(parts) + ".")
+
+
+def duel_view(duel: pd.DataFrame) -> pd.DataFrame:
+    """:func:`family_duel` for a reader: one row per (regime, IPC, budget), the two winners chosen on
+    validation, the paired gain "d [low, high] (n)" in test points and the verdict."""
+    out = pd.DataFrame({
+        "best distiller": duel["best_distiller"].to_numpy(), "best coreset": duel["best_coreset"].to_numpy(),
+        "distilled − coreset (points)": [interval_cell(g, lo, hi, int(n)) for g, lo, hi, n in
+                                         zip(duel["gain"], duel["ci_low"], duel["ci_high"], duel["pairs"])],
+        "verdict": duel["verdict"].to_numpy()})
+    out.index = pd.MultiIndex.from_frame(duel[["regime", "ipc", "budget"]].rename(columns={"ipc": "IPC"}))
+    return out

@@ -196,3 +196,9 @@ def test_welch_of_values_close_together_far_from_zero_is_quiet_and_shift_invaria
         got, p = welch(x, y)
     assert got.mean == pytest.approx(-0.0005, abs=1e-12) and p < 1e-6  # the gap is 10^9 of its noise
     assert got.low < -0.0005 < got.high and got.high - got.low < 1e-9
+
+
+def test_n_range_says_one_count_once():
+    from ddlib.analysis.stats import n_range
+
+    assert n_range([5, 5, 5]) == "5" and n_range([3, 5, 4]) == "3–5"

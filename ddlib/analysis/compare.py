@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ddlib.analysis.stats import MARGIN, direction_table, interval_cell, p_values, paired
+from ddlib.analysis.stats import MARGIN, direction_table, interval_cell, n_range, p_values, paired
 from ddlib.core.registry import DDLibError
 from ddlib.methods.build import method_family
 
@@ -75,7 +75,7 @@ def duel_sentence(duel: pd.DataFrame) -> str:
                      f"is within ±{MARGIN:g} point of it in {c.get('tie', 0)} and is undecided in "
                      f"{c.get('unclear', 0)}")
     return (f"Each family's best method is chosen on validation accuracy; on test accuracy, paired over "
-            f"{duel['pairs'].min()}–{duel['pairs'].max()} seeds (t-tests at 5%, Holm-adjusted over the "
+            f"{n_range(duel['pairs'])} seeds (t-tests at 5%, Holm-adjusted over the "
             f"{len(duel)} settings), " + "; ".join(parts) + ".")
 
 

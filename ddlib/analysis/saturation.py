@@ -14,7 +14,8 @@ from typing import Sequence
 import altair as alt
 import pandas as pd
 
-from ddlib.analysis.stats import ALPHA, MARGIN, direction_table, holm, interval_cell, p_value, p_values, paired
+from ddlib.analysis.stats import (ALPHA, MARGIN, direction_table, holm, interval_cell, n_range, p_value, p_values,
+                                  paired)
 from ddlib.analysis.style import ACCURACY, log_x, method_color, regime_labels
 from ddlib.analysis.tables import summarize
 
@@ -83,8 +84,8 @@ def saturation_sentence(df: pd.DataFrame, full: pd.DataFrame, *, near: float = 0
         parts.append(f"under {regime.upper()}, {int(r['near'].sum())} of {len(r)} sets are shown to be within "
                      f"{1 - near:.0%} of full-data accuracy (the weakest, {worst['method']} at IPC {worst['ipc']}, "
                      f"reaches {worst['fraction']:.0%} on average)")
-    return (f"At the largest budget ({top['budget'].iloc[0]:g} full-pool epochs; {top['pairs'].min()}–"
-            f"{top['pairs'].max()} seeds paired with the full-data runs; one-sided t-tests at 5%, Holm-adjusted "
+    return (f"At the largest budget ({top['budget'].iloc[0]:g} full-pool epochs; {n_range(top['pairs'])} "
+            f"seeds paired with the full-data runs; one-sided t-tests at 5%, Holm-adjusted "
             f"over the {len(top)} sets), " + "; ".join(parts) + ".")
 
 
@@ -160,7 +161,7 @@ def convergence_sentence(df: pd.DataFrame, distillers: Sequence[str]) -> str:
     kind = lambda o: ", ".join(f"{m} ({'distilled' if m in distillers else 'coreset'})"  # noqa: E731
                                for m in last[last["outcome"] == o]["method"]) or "none"
     return (f"From {last['from_budget'].iloc[0]:g} to {last['to_budget'].iloc[0]:g} full-pool epochs "
-            f"({last['pairs'].min()}–{last['pairs'].max()} paired seeds; t-tests at 5%, Holm-adjusted over the "
+            f"({n_range(last['pairs'])} paired seeds; t-tests at 5%, Holm-adjusted over the "
             f"{len(last)} sets), the sets that still improve are: {kind('greater')}; those shown to have "
             f"saturated (gain within ±{MARGIN:g} point): {kind('same')}; those that get worse: {kind('less')}; "
             f"undecided: {kind('unclear')}.")
@@ -182,5 +183,5 @@ def beats_random_sentence(g: pd.DataFrame, methods: Sequence[str]) -> str:
         c = r["outcome"].value_counts()
         parts.append(f"{m} beats it in {c.get('greater', 0)} of {len(r)}, matches it in {c.get('same', 0)}, "
                      f"is below it in {c.get('less', 0)}")
-    return (f"Against random, per (regime, IPC, budget) setting ({g['pairs'].min()}–{g['pairs'].max()} paired "
+    return (f"Against random, per (regime, IPC, budget) setting ({n_range(g['pairs'])} paired "
             f"seeds; t-tests at 5%, Holm-adjusted over the {len(g)} settings): " + "; ".join(parts) + ".")

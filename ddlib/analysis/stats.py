@@ -101,6 +101,12 @@ def _t_bounds(d: np.ndarray, confidence: float) -> Tuple[float, float]:
     return m - h, m + h
 
 
+def n_range(n) -> str:
+    """The paired counts of several settings for a sentence: "5", or "3–5" when they differ."""
+    lo, hi = int(min(n)), int(max(n))
+    return f"{lo}" if lo == hi else f"{lo}–{hi}"
+
+
 def interval_power(n: int, effect_sd: float = 1.0, confidence: float = CONFIDENCE) -> float:
     """How often the paired t-interval of ``n`` seeds excludes 0 when the true mean difference is
     ``effect_sd`` standard deviations of the per-seed differences (Student's power, from the

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ddlib.analysis.pareto import label_bytes_by_regime
-from ddlib.analysis.stats import (ALPHA, MARGIN, direction_table, holm, interval_cell, mean_std, p_value,
+from ddlib.analysis.stats import (ALPHA, MARGIN, direction_table, holm, interval_cell, mean_std, n_range, p_value,
                                   p_values, paired, paired_interval)
 from ddlib.methods.build import method_family
 
@@ -155,7 +155,7 @@ def verdict_sentence(w: pd.DataFrame, method: str, rivals: Sequence[str]) -> str
     if w.empty:
         return f"No paired runs of {method} and {', '.join(rivals)} are stored yet."
     c = w["verdict"].value_counts()
-    return (f"Over {len(w)} (regime, IPC, budget) settings with {w['pairs'].min()}–{w['pairs'].max()} paired "
+    return (f"Over {len(w)} (regime, IPC, budget) settings with {n_range(w['pairs'])} paired "
             f"seeds, {method} beats all of {', '.join(rivals)} in {c.get('win', 0)}, loses to at least one "
             f"in {c.get('loss', 0)}, is within ±{MARGIN:g} point of all of them in {c.get('tie', 0)}, and is "
             f"undecided in {c.get('unclear', 0)} (paired t-tests at 5%, Holm-adjusted over the settings).")

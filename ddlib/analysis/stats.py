@@ -378,6 +378,13 @@ def interval_cell(mean: float, low: float, high: float, n: int, fmt: str = "+.1f
     return Interval(mean, low, high, int(n)).cell(fmt)
 
 
+def mean_std_cell(mean: float, std: float, n: Optional[int] = None) -> str:
+    """A table cell "77.5 ± 2.7 (n=5)": a mean with its spread over seeds (no ± when ``std`` is
+    missing, as for a published number without one; no n when ``n`` is None)."""
+    cell = f"{mean:.1f}" + ("" if pd.isna(std) else f" ± {std:.1f}")
+    return cell + ("" if n is None else f" (n={int(n)})")
+
+
 def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Spearman rho of each row pair of (B, n) arrays; nan where a row's ranks are constant."""
     rx, ry = rankdata(x, axis=-1), rankdata(y, axis=-1)  # average ranks for ties

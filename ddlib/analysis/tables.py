@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from ddlib.analysis.pareto import label_bytes_by_regime
-from ddlib.analysis.stats import (ALPHA, MARGIN, direction_table, holm, interval_cell, mean_std, n_range, p_value,
-                                  p_values, paired, paired_interval)
+from ddlib.analysis.stats import (ALPHA, MARGIN, direction_table, holm, interval_cell, mean_std, mean_std_cell,
+                                  n_range, p_value, p_values, paired, paired_interval)
 from ddlib.methods.build import method_family
 
 
@@ -36,7 +36,7 @@ def pivot_table(df: pd.DataFrame, index=("regime", "method", "ipc"), columns="bu
                 value: str = "accuracy") -> pd.DataFrame:
     """Wide "mean ± std (n)" table (percent), one column per ``columns`` value (n: seeds)."""
     s = summarize(df, by=tuple(index) + (columns,), value=value)
-    s["cell"] = [f"{m:.1f} ± {sd:.1f} (n={n})" for m, sd, n in zip(s["mean"], s["std"], s["seeds"])]
+    s["cell"] = [mean_std_cell(m, sd, n) for m, sd, n in zip(s["mean"], s["std"], s["seeds"])]
     wide = s.pivot_table(index=list(index), columns=columns, values="cell", aggfunc="first")
     wide.columns = [f"{columns} {c:g}" if isinstance(c, float) else f"{columns} {c}" for c in wide.columns]
     return wide

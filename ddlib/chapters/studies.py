@@ -12,7 +12,6 @@ from typing import Optional, Sequence, Tuple
 import pandas as pd
 
 from ddlib.chapters.grids import CHAPTERS, chapter_grid
-from ddlib.core.config import PROFILES
 from ddlib.run.study import Study, full_pool_ipc
 
 # the replayed DD sets of chapter 6: fixed init, random init, then the paper's baselines of the same
@@ -79,18 +78,15 @@ def dd2018_engine_studies(profile: str, *, dataset: str = "", ipcs: Sequence[int
 
 
 def chapter_runs(chapter: str, profile: str) -> int:
-    """How many runs ``chapter``'s grid asks for on ``profile``: the product of its lists (fields it
+    """How many runs ``chapter``'s grid asks for on ``profile``: its study's configs (fields the grid
     leaves out fall back to the profile's defaults, as in :meth:`Study.from_params`); for ``dd2018``,
     every run chapter 6 trains (its replayed DD sets and their baselines, and the same sets under the
     standard engine)."""
     if chapter == "dd2018":
-        return sum(len(s.configs()) for s in dd2018_studies(profile)
-                   + dd2018_engine_studies(profile, full_ipc=1))  # the count needs no data: 1 stands for the pool
-    g, p = CHAPTERS.get(chapter)[profile], PROFILES.get(profile)
-    n = len(g.get("models") or (p.model,))
-    for f in ("methods", "ipcs", "regimes", "budgets", "seeds"):
-        n *= len(g.get(f) or getattr(p, f))
-    return n
+        studies = dd2018_studies(profile) + dd2018_engine_studies(profile, full_ipc=1)  # 1 stands for the pool
+    else:
+        studies = (study(chapter, profile),)
+    return sum(len(s.configs()) for s in studies)
 
 
 def chapters_table() -> pd.DataFrame:

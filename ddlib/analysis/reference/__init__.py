@@ -25,6 +25,8 @@ from typing import Optional, Tuple
 
 import pandas as pd
 
+from ddlib.analysis.stats import mean_std_cell
+
 CSV = Path(__file__).with_name("published.csv")
 
 # the network a setting names -> the prefix of ddlib's model names of that family
@@ -137,11 +139,8 @@ def beside_published(df: pd.DataFrame, reference: Optional[pd.DataFrame] = None)
 
 
 def _pm(mean, std, n=None) -> str:
-    """"84.6 ± 0.4" (std absent: the mean alone), with " (n=5)" when n is given."""
-    if pd.isna(mean):
-        return "—"
-    cell = f"{mean:.1f}" + ("" if pd.isna(std) else f" ± {std:.1f}")
-    return cell + ("" if n is None else f" (n={int(n)})")
+    """:func:`~ddlib.analysis.stats.mean_std_cell`, "—" for a missing mean."""
+    return "—" if pd.isna(mean) else mean_std_cell(mean, std, n)
 
 
 def published_view(ref: pd.DataFrame) -> pd.DataFrame:

@@ -94,3 +94,37 @@ def test_runner_trains_with_the_learnt_lr(digits, home):
     assert row["eval_lr"] == "learned"
     assert row["lr"] == pytest.approx(art["extras"]["syn_lr"]) and row["lr"] != 0.01
     assert home.frame()["lr"].tolist() == [row["lr"]]
+
+
+def test_compiled_student_step_is_the_eager_step(backend="aot_eager"):
+    """The compiled unroll (func.grad inside torch.compile) equals the eager one in float64: the end point
+    and its gradients w.r.t. the images and the learnt step size, through three second-order steps.
+
+    ``aot_eager`` traces and differentiates the graph as inductor does (the part that could change the
+    mathematics) without generating code: seconds instead of a cold inductor compile; inductor's own
+    float64 result was checked equal (1e-15) when this was written, and its float32 run is timed in
+    benchmarks/distill_speed.py --reference."""
+    from ddlib.methods.distill.mtt import compiled_student_step, flat_params, student_step, trajectory_loss
+
+    net = create_model("convnet_d3w16", 3, 1, 12, seed=0).double()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    g = torch.Generator().manual_seed(0)
+    syn0 = torch.randn(6, 1, 12, 12, generator=g, dtype=torch.float64)
+    y = torch.arange(3).repeat_interleave(2)
+    start = flat_params(net)
+    target = start + 0.05 * torch.randn(start.shape, generator=g, dtype=torch.float64)
+    fast = compiled_student_step(net, backend=backend)
+    out = {}
+    for name, step in (("eager", lambda th, x, lr: student_step(net, th, x, y, lr)),
+                       ("compiled", lambda th, x, lr: fast(net, th, x, y, lr))):
+        syn = syn0.clone().requires_grad_(True)
+        lr = torch.tensor(0.05, dtype=torch.float64, requires_grad=True)
+        theta = start.clone().requires_grad_(True)
+        for _ in range(3):
+            theta = step(theta, syn * 1.0, lr)
+        loss = trajectory_loss(theta, start, target)
+        out[name] = (loss.detach(), *torch.autograd.grad(loss, [syn, lr]))
+    for a, b in zip(out["eager"], out["compiled"]):
+        torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-12)
+    assert float(out["eager"][1].abs().max()) > 1e-6  # a second-order gradient that can differ

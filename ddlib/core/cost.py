@@ -87,6 +87,10 @@ class Meter:
         self._hooks.append(getattr(model, "stem", model).register_forward_hook(hook))
         return model
 
+    def forward(self, n: int) -> None:
+        """Count ``n`` forwarded samples by hand: for a compiled function, which a hook would split."""
+        self.fwd += int(n)
+
     def backward(self, n: int) -> None:
         self.bwd += int(n)
 

@@ -258,15 +258,26 @@ def batch_independent(model: nn.Module) -> bool:
 
 #: slice target of a forward without gradient (DM's real batch): 128 ConvNet-128 images on 32 x 32
 NO_GRAD_MICRO_BYTES = 8 * MICRO_BYTES
-_CALLS: Dict[tuple, object] = {}  # one compiled ``model.<method>(x)`` per (architecture, method)
+_CALLS: Dict[tuple, object] = {}  # one compiled ``model.<method>(x)`` per (architecture, method, precision)
+#: precisions a slicer's passes may run in (:attr:`ddlib.core.config.Profile.real_precision`)
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
 
 
-def _compiled_call(arch: tuple, method: str):
-    if (arch, method) not in _CALLS:
+def _call(model: nn.Module, x: torch.Tensor, method: str, precision: str) -> torch.Tensor:
+    """``model.<method>(x)``, under bf16 autocast when asked; the output in float32."""
+    if PRECISIONS[precision] is None:
+        return getattr(model, method)(x)
+    with torch.autocast(x.device.type, dtype=PRECISIONS[precision]):
+        return getattr(model, method)(x).float()
+
+
+def _compiled_call(arch: tuple, method: str, precision: str = "float32"):
+    if (arch, method, precision) not in _CALLS:
         # the module is an argument, so a fresh network of the same architecture reuses the graph;
         # one function per architecture keeps each within dynamo's recompile limit
-        _CALLS[arch, method] = torch.compile(lambda model, x: getattr(model, method)(x), dynamic=False)
-    return _CALLS[arch, method]
+        _CALLS[arch, method, precision] = torch.compile(lambda model, x: _call(model, x, method, precision),
+                                                        dynamic=False)
+    return _CALLS[arch, method, precision]
 
 
 class Slicer:
@@ -291,11 +302,17 @@ class Slicer:
             total (to decide ``auto``).
         micro_bytes: target bytes of a slice's largest activation; passes without
             gradient keep no activations and take :data:`NO_GRAD_MICRO_BYTES`.
+        precision: a key of :data:`PRECISIONS`: "bfloat16" runs every pass under
+            bf16 autocast (outputs float32); only for passes without gradient, whose
+            callers state the error they accept (the profile's ``real_precision``).
     """
 
     def __init__(self, model: nn.Module, sample_shape: Tuple[int, ...], device: torch.device,
                  engine: Union[Engine, str, None] = None, work_flop: float = 0.0,
-                 micro_bytes: int = MICRO_BYTES):
+                 micro_bytes: int = MICRO_BYTES, precision: str = "float32"):
+        if precision not in PRECISIONS:
+            raise DDLibError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+        self.precision = precision
         self.engine = Engine.of(engine)
         self.arch = (type(model), tuple(tuple(p.shape) for p in model.parameters()))
         mode = self.engine.mode
@@ -315,13 +332,13 @@ class Slicer:
         return [slice(s, min(s + step, n)) for s in range(0, n, max(step, 1))]
 
     def __call__(self, model: nn.Module, x: torch.Tensor, method: str = "forward") -> torch.Tensor:
-        """``model.<method>(x)``; full slices compiled when planned (eager after a failure)."""
+        """``model.<method>(x)`` in the slicer's precision; full slices compiled when planned (eager after a failure)."""
         if not self.compiled or len(x) != self.micro:
-            return getattr(model, method)(x)
+            return _call(model, x, method, self.precision)
         try:
-            return _compiled_call(self.arch, method)(model, x)
+            return _compiled_call(self.arch, method, self.precision)(model, x)
         except Exception as e:  # noqa: BLE001 - any compiler failure: run eager instead
             self.engine.compile_failed, self.compiled = True, False
             log.warning("torch.compile failed (%s: %s); running eager from now on",
                         type(e).__name__, str(e).splitlines()[0] if str(e) else "")
-            return getattr(model, method)(x)
+            return _call(model, x, method, self.precision)

@@ -18,6 +18,12 @@ when ``K * ipc <= batch_train``).  DC's images start from N(0, 1) noise on
 images on the CPU profiles (profile field ``gradient_matching.dc_init``); DSA's
 always from real images (its README's ``--init real``).
 
+Runs long enough to repay compiling (``paper``) compile the synthetic side
+(:class:`Compiled`: the synthetic gradients, the matching loss's second-order
+backward through them, the inner loop's forward) and, on ``paper``, take the real
+gradient in bf16 (the profile's ``real_precision``: within the target's own
+sampling noise, tests/test_distill_speed_equivalence.py).
+
 DSA (Zhao & Bilen, ICML 2021) is the same loop with siamese augmentation; it
 lives here as :func:`match_gradients` with a non-empty ``strategy`` and is
 registered by :mod:`ddlib.methods.distill.dsa`.
@@ -31,11 +37,15 @@ previous running values.
 """
 from __future__ import annotations
 
+import copy
+import logging
 from collections.abc import Sequence
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 from tqdm import tqdm
 
 from ddlib.core.config import nearest_ipc
@@ -43,10 +53,12 @@ from ddlib.core.hparams import HParam
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator, stream_seed
 from ddlib.engine import augment as aug
-from ddlib.engine.fastpath import MICRO_BYTES, Slicer, profile
+from ddlib.engine.fastpath import MICRO_BYTES, Slicer, per_sample, profile
 from ddlib.engine.models import create_model
 from ddlib.methods.distill import real_init, register
 from ddlib.methods.distill.dm import BATCH_REAL_HP, SYNTH_MODEL_HP
+
+log = logging.getLogger("ddlib")
 
 # (outer_loop, inner_loop) of the paper / reference ``get_loops`` at IPC 1, 10, 50; a
 # profile divides them by its ``gradient_matching.loop_divisor`` and sets the iterations
@@ -138,6 +150,53 @@ def real_class_grads(net: nn.Module, x: torch.Tensor, c: int, params, fwd: Slice
     return total
 
 
+def _forward_with(twin: nn.Module, params: Dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    return functional_call(twin, params, (x,))
+
+
+def _class_grads_with(twin: nn.Module, params: Dict[str, torch.Tensor], x: torch.Tensor,
+                      y: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """grad_params CE(twin_params(x), y) by ``torch.func.grad``: differentiable w.r.t. ``x`` by the outer autograd."""
+    return torch.func.grad(lambda p: F.cross_entropy(functional_call(twin, p, (x,)), y))(params)
+
+
+class Compiled:
+    """DC/DSA's synthetic-side passes compiled, for instance-norm (or no-norm) matching networks.
+
+    ``train`` is the inner loop's forward and ``syn_grads`` the synthetic
+    gradients of the matching loss, whose backward (the second-order part)
+    is compiled with them.  Both run a hook-free *twin* of the network on the
+    network's own parameters (``functional_call``): the pass counter's hook
+    would split the compiled graph (and ``torch.func.grad`` would then run
+    eager), so callers count those passes by hand.  The same mathematics:
+    tests/test_distill_speed_equivalence.py holds both to the eager passes.
+    """
+
+    _FNS: Dict[tuple, tuple] = {}  # one (forward, syn_grads) pair per architecture and backend
+
+    def __init__(self, net: nn.Module, backend: str = "inductor"):
+        key = (type(net), tuple(tuple(p.shape) for p in net.parameters()), backend)
+        if key not in self._FNS:
+            self._FNS[key] = (torch.compile(_forward_with, dynamic=False, backend=backend),
+                              torch.compile(_class_grads_with, dynamic=False, backend=backend))
+        self.twin = copy.deepcopy(net)
+        for m in self.twin.modules():
+            m._forward_hooks.clear()
+            m._forward_pre_hooks.clear()
+        self._fwd, self._grads = self._FNS[key]
+
+    def train(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``net(x)`` (gradients reach ``net``'s parameters)."""
+        return self._fwd(self.twin, dict(net.named_parameters()), x)
+
+    def syn_grads(self, net: nn.Module, x: torch.Tensor, c: int) -> List[torch.Tensor]:
+        """:func:`_class_grads` with ``create_graph``: gradients w.r.t. the parameters, differentiable in ``x``."""
+        y = torch.full((len(x),), c, dtype=torch.long, device=x.device)
+        params = {n: p.detach() for n, p in net.named_parameters()}
+        grads = self._grads(self.twin, params, x, y)
+        return [grads[n] for n in params]
+
+
 def _freeze_batchnorm(net: nn.Module, real: torch.Tensor) -> None:
     """Set every batch norm's statistics to those of ``real``, then put it in eval mode."""
     bns = [mod for mod in net.modules() if isinstance(mod, nn.modules.batchnorm._BatchNorm)]
@@ -155,15 +214,29 @@ def _freeze_batchnorm(net: nn.Module, real: torch.Tensor) -> None:
         bn.eval()
 
 
-def _train_net(net, opt, x, y, epochs: int, batch: int, strategy: str, g, g_aug, meter) -> None:
-    """Inner loop: ``epochs`` epochs of SGD on (x, y), shuffled by ``g``; DSA augments per sample."""
+def _train_net(net, opt, x, y, epochs: int, batch: int, strategy: str, g, g_aug, meter,
+               fast: Optional[Compiled] = None) -> None:
+    """Inner loop: ``epochs`` epochs of SGD on (x, y), shuffled by ``g``; DSA augments per sample.
+
+    ``fast``: the compiled forward (its passes counted here), or None: ``net``'s own.
+    """
     net.train()
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=g).to(x.device)
         for s in range(0, len(x), batch):
             idx = order[s:s + batch]
             xb = aug.augment(x[idx], strategy, g_aug) if strategy else x[idx]
-            loss = F.cross_entropy(net(xb), y[idx])
+            out = None
+            if fast is not None:
+                try:
+                    out = fast.train(net, xb)
+                    meter.forward(len(xb))
+                except Exception as e:  # noqa: BLE001 - any compiler failure: this loop eager
+                    log.warning("torch.compile failed (%s); the inner loop runs eager", type(e).__name__)
+                    fast = None
+            if out is None:
+                out = net(xb)
+            loss = F.cross_entropy(out, y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -220,13 +293,15 @@ def match_gradients(train, ipc: int, *, seed: int, ctx, strategy: str = "", iter
     probe = create_model(arch, k, m.in_chans, m.img_size, seed=0)  # sizes the slices (seeded: global RNG untouched)
     sample = tuple(train.train_x.shape[1:])
     fwd = Slicer(probe, sample, device, ctx.engine, 3 * profile(probe, sample)[0] * k * batch_real * outer * iters,
-                 4 * MICRO_BYTES)  # 64 ConvNet-128 images: measured faster than 32 for these passes
+                 4 * MICRO_BYTES,  # 64 ConvNet-128 images: measured faster than 32 for these passes
+                 precision=prof.real_precision)
     curve = []
     for it in tqdm(range(iters), desc=f"{'dsa' if strategy else 'dc'} ipc={ipc}", disable=ctx.quiet,
                    leave=False):
         net = create_model(arch, k, m.in_chans, m.img_size, seed=stream_seed(seed, f"dc-net-{it}")).to(device)
         ctx.meter.watch(net)
         params = list(net.parameters())
+        fast = _compiled(net, fwd)
         opt_net = torch.optim.SGD(params, lr=lr_net)  # plain SGD, as the reference's inner loop
         total = 0.0
         for step in range(outer):
@@ -238,7 +313,15 @@ def match_gradients(train, ipc: int, *, seed: int, ctx, strategy: str = "", iter
                 mine = syn[c * ipc:(c + 1) * ipc]
                 real, mine = siamese_augment(real, mine, strategy, g_aug, m.img_size)
                 g_real = real_class_grads(net, real, c, params, fwd)
-                g_syn = _class_grads(net, mine, c, params, True)
+                g_syn = None
+                if fast is not None:
+                    try:
+                        g_syn = fast.syn_grads(net, mine, c)
+                        ctx.meter.forward(len(mine))
+                    except Exception as e:  # noqa: BLE001 - any compiler failure: eager from now on
+                        fast = _compile_failed(fwd, e)
+                if g_syn is None:
+                    g_syn = _class_grads(net, mine, c, params, True)
                 ctx.meter.backward(len(real) + ipc)
                 loss = loss + gradient_distance(g_syn, g_real)
             opt_img.zero_grad(set_to_none=True)
@@ -248,13 +331,28 @@ def match_gradients(train, ipc: int, *, seed: int, ctx, strategy: str = "", iter
             total += float(loss.detach())
             if step < outer - 1:
                 _train_net(net, opt_net, syn.detach(), labels, inner, batch_train, strategy, g, g_aug,
-                           ctx.meter)
+                           ctx.meter, fast)
         curve.append(total / (k * outer))
         if ctx.on_iter is not None:
             ctx.on_iter(it + 1, syn.detach())
     extras = {"loss_curve": torch.tensor(curve), "final_loss": curve[-1] if curve else float("nan"),
               "outer_loop": outer, "inner_loop": inner}
     return syn.detach(), labels, extras
+
+
+def _compiled(net: nn.Module, fwd: Slicer) -> Optional[Compiled]:
+    """:class:`Compiled` passes for ``net`` when the run compiles (the real batch's slicer decided: ``paper``,
+    engine ``compiled``) and ``net`` has no batch norm (whose frozen statistics the twin would not share)."""
+    if not fwd.compiled or not per_sample(net):
+        return None
+    return Compiled(net)
+
+
+def _compile_failed(fwd: Slicer, e: Exception) -> None:
+    fwd.engine.compile_failed, fwd.compiled = True, False
+    log.warning("torch.compile failed (%s: %s); matching eager from now on",
+                type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+    return None
 
 
 #: the hyper-parameters of :func:`match_gradients` but ``strategy`` (dc's; dsa adds ``strategy``)

@@ -25,7 +25,6 @@ images (and hard labels), not indices into the pool.
 from __future__ import annotations
 
 import torch
-from sklearn.cluster import KMeans
 
 from ddlib.core.hparams import HParam
 from ddlib.core.seeding import stream_seed
@@ -54,6 +53,8 @@ def kmeans_centres(train, ipc: int, *, seed: int, n_init: int = 1) -> torch.Tens
     out = []
     for c in range(train.num_classes):
         x = train.train_x[train.class_indices(c)].detach().cpu().double().flatten(1)   # (n_c, C*H*W)
+        from sklearn.cluster import KMeans  # here, not at import: sklearn costs every notebook ~0.5 s to load
+
         km = KMeans(n_clusters=ipc, init="k-means++", n_init=n_init, max_iter=MAX_ITER, tol=0.0,
                     algorithm="lloyd", random_state=stream_seed(seed, f"kmeans-{c}") % 2 ** 32).fit(x.numpy())
         assign = torch.from_numpy(km.labels_).long()

@@ -19,7 +19,9 @@ then minimises the normalised parameter distance
 
 over the images ``S`` (SGD, momentum 0.5) and ``alpha`` (SGD, momentum 0.5).
 The student runs through ``torch.func.functional_call`` on views of one flat
-parameter vector, so the whole unroll is one autograd graph.
+parameter vector, so the whole unroll is one autograd graph.  Runs long enough
+to repay compiling (``paper``; engine ``compiled``) take their student steps
+through :func:`compiled_student_step`, which computes the same steps.
 
 Deviation (documented): ``alpha`` is clamped to at least ``MIN_LR`` after each
 update so the learnt evaluation learning rate stays positive; the reference
@@ -42,6 +44,7 @@ from ddlib.core.cost import Cost, Meter
 from ddlib.core.hparams import HParam
 from ddlib.core.seeding import generator, stream_seed
 from ddlib.engine import augment as aug
+from ddlib.engine.fastpath import COMPILE_MIN_TFLOP, Engine, profile
 from ddlib.engine.models import create_model
 from ddlib.methods.distill import real_init, register
 from ddlib.methods.distill.dm import STRATEGY_HP, SYNTH_MODEL_HP
@@ -74,6 +77,34 @@ def student_step(net: nn.Module, theta: torch.Tensor, x: torch.Tensor, y: torch.
     ce = F.cross_entropy(functional_call(net, unflatten(net, theta), (x,)), y)
     grad = torch.autograd.grad(ce, theta, create_graph=create_graph)[0]
     return theta - lr * grad
+
+
+def _ce_at(theta: torch.Tensor, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(functional_call(net, unflatten(net, theta), (x,)), y)
+
+
+def _functional_step(net: nn.Module, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lr) -> torch.Tensor:
+    """:func:`student_step` written with ``torch.func.grad``: the same value, differentiable by the outer autograd."""
+    return theta - lr * torch.func.grad(_ce_at)(theta, net, x, y)
+
+
+_STEPS: Dict[tuple, object] = {}  # one compiled student step per (architecture, backend)
+
+
+def compiled_student_step(net: nn.Module, backend: str = "inductor"):
+    """:func:`student_step` compiled: ``step(net, theta, x, y, lr) -> theta'``, differentiable w.r.t. all of them.
+
+    The inner gradient is ``torch.func.grad``, so the compiled graph holds the
+    forward *and* its backward, and the outer loss's backward through it (the
+    unroll's second-order part) is compiled too: eager PyTorch runs that part as
+    dozens of unfused, memory-bound elementwise passes (instance norm's double
+    backward; most of an MTT iteration on a CPU).  The same mathematics: equal to
+    the eager step in float64 (tests/test_mtt.py), float32 rounding otherwise.
+    """
+    key = (type(net), tuple(tuple(p.shape) for p in net.parameters()), backend)
+    if key not in _STEPS:
+        _STEPS[key] = torch.compile(_functional_step, dynamic=False, backend=backend)
+    return _STEPS[key]
 
 
 def trajectory_loss(student_end: torch.Tensor, start: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -239,7 +270,25 @@ def distill_mtt(train, ipc: int, *, seed: int, ctx, iters: int = 0, n_experts: i
     for p in net.parameters():
         p.requires_grad_(False)
     net.train()
-    ctx.meter.watch(net)
+    # forwards are counted by hand (below), not by Meter.watch's hook: inside the compiled step a
+    # hook would break the graph, and torch.func.grad would then run the whole step eager
+    engine = Engine.of(ctx.engine)
+    work = 6 * profile(net, tuple(syn.shape[1:]))[0] * batch_syn * syn_steps * iters  # unroll + its backward
+    compiled = not engine.compile_failed and (
+        engine.mode == "compiled" or (engine.mode == "auto" and work >= COMPILE_MIN_TFLOP * 1e12))
+    fast = compiled_student_step(net) if compiled else None
+
+    def step(theta, x, y):
+        nonlocal fast
+        if fast is not None:
+            try:
+                return fast(net, theta, x, y, syn_lr)
+            except Exception as e:  # noqa: BLE001 - any compiler failure: unroll eager instead
+                engine.compile_failed, fast = True, None
+                log.warning("torch.compile failed (%s: %s); unrolling eager from now on",
+                            type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+        return student_step(net, theta, x, y, syn_lr)
+
     losses = []
     for _ in tqdm(range(iters), desc=f"mtt ipc={ipc}", disable=ctx.quiet, leave=False):
         e = int(torch.randint(n_experts, (1,), generator=g))
@@ -252,7 +301,8 @@ def distill_mtt(train, ipc: int, *, seed: int, ctx, iters: int = 0, n_experts: i
                 chunks = _chunks(len(syn), batch_syn, g)
             idx = chunks.pop().to(device)
             x = aug.augment(syn[idx], strategy, g_aug) if strategy else syn[idx]
-            theta = student_step(net, theta, x, labels[idx], syn_lr)
+            theta = step(theta, x, labels[idx])
+            ctx.meter.forward(len(idx))
             ctx.meter.backward(len(idx))
         loss = trajectory_loss(theta, start, target)
         opt_img.zero_grad(set_to_none=True)

@@ -15,7 +15,9 @@
   by K images at a time, never by the whole set.  Independent, they can run side
   by side: one forward of several batches, statistics and losses per batch
   (:func:`_recover_groups`, on a GPU; :data:`JOINT_IMAGES`;
-  tests/test_distill_speed_equivalence.py holds it to the one-batch-at-a-time loop).  ``A`` is, per step, a random
+  tests/test_distill_speed_equivalence.py holds it to the one-batch-at-a-time loop).  Runs long enough
+  to repay compiling (``paper``) take the loss as one compiled graph (:func:`compiled_recover_loss`).
+  ``A`` is, per step, a random
   shift (``torch.roll``) of up to ``jitter`` pixels in each direction (the
   reference's CIFAR / Tiny-ImageNet script, ``view="jitter"``) or a fresh
   random-resized crop (+ optional flip, its ImageNet script, ``view="crop"``).
@@ -32,6 +34,7 @@
 """
 from __future__ import annotations
 
+import logging
 import math
 from typing import List, Sequence, Tuple
 
@@ -45,9 +48,12 @@ from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator
 from ddlib.data import pixel_bounds
 from ddlib.engine import augment as aug
-from ddlib.engine.models import MODELS
+from ddlib.engine.fastpath import COMPILE_MIN_TFLOP, Engine, profile
+from ddlib.engine.models import MODELS, ConvNet
 from ddlib.methods.distill import register
 from ddlib.methods.distill.rded import teacher_of
+
+log = logging.getLogger("ddlib")
 
 
 def bn_layers(model: nn.Module) -> List[nn.BatchNorm2d]:
@@ -88,7 +94,8 @@ def bn_teacher(train, ctx, teacher_arch: str) -> Tuple[nn.Module, str]:
 #: images per joint forward of :func:`_recover_groups` (whole recover batches, at least one), per device
 #: type.  On a CPU one batch per forward, as the reference recovers: side by side (256 images) ran at
 #: 0.65-0.73x the reference's separate batches, one at a time at 1.02-1.04x (quiet 2-core CPU, `paper`
-#: Fashion-MNIST IPC 10, benchmarks/distill_speed.py --reference).  On a GPU, where ten 28-px images
+#: Fashion-MNIST IPC 10, benchmarks/distill_speed.py --reference; both eager: with the compiled loss, one
+#: at a time ran at 1.99x).  On a GPU, where ten 28-px images
 #: leave the device idle, batches recover side by side (not measured here: no GPU was lent).
 JOINT_IMAGES = {"cpu": 1, "cuda": 256}
 
@@ -108,6 +115,47 @@ def grouped_bn_loss(stats, bns, first_bn_multiplier: float = 10.0) -> torch.Tens
     return total
 
 
+def recover_loss(teacher: nn.Module, view: torch.Tensor, y: torch.Tensor, n_groups: int, r_bn: float,
+                 first_bn: float) -> torch.Tensor:
+    """The recover loss (G,) of ``n_groups`` batches of a ConvNet teacher, its layers run one by one.
+
+    What :func:`_recover_groups` computes from the BN hooks (cross-entropy per
+    batch + ``r_bn`` x :func:`grouped_bn_loss`), written as one function of the
+    view so that ``torch.compile`` sees the forward, the statistics and the
+    loss as one graph (a hook would split it).  ConvNet only
+    (``features`` then ``classifier``; :func:`layer_by_layer`).
+    """
+    h, stats, bns = view, [], []
+    for mod in teacher.features:
+        if isinstance(mod, nn.BatchNorm2d):
+            stats.append(grouped_stats(h, n_groups))
+            bns.append(mod)
+        h = mod(h)
+    ce = F.cross_entropy(teacher.classifier(h.flatten(1)), y, reduction="none").view(n_groups, -1).mean(1)
+    return ce + r_bn * grouped_bn_loss(stats, bns, first_bn)
+
+
+def layer_by_layer(teacher: nn.Module) -> bool:
+    """Whether :func:`recover_loss` can run ``teacher``: a ConvNet (``features`` then ``classifier``)."""
+    return isinstance(teacher, ConvNet)
+
+
+_LOSSES: dict = {}  # one compiled recover loss per teacher architecture
+
+
+def compiled_recover_loss(teacher: nn.Module):
+    """:func:`recover_loss` under ``torch.compile`` (one graph per architecture; the teacher is an argument).
+
+    On a CPU a recover step is ten 28-px images through ConvNet-3-128-BN: per-op
+    overhead, not arithmetic, dominates, and one compiled graph for the forward,
+    the statistics and the loss (and one for their backward) removes most of it.
+    """
+    key = (type(teacher), tuple(tuple(p.shape) for p in teacher.parameters()))
+    if key not in _LOSSES:
+        _LOSSES[key] = torch.compile(recover_loss, dynamic=False)
+    return _LOSSES[key]
+
+
 def _draw_batch(k: int, m, g, iters: int, mode: str, jitter: int, crop_scale_min: float, flip: bool):
     """One recover batch's random numbers, in the order its own loop draws them: init, then a view per step."""
     x = torch.randn(k, m.in_chans, m.img_size, m.img_size, generator=g)
@@ -120,7 +168,7 @@ def _draw_batch(k: int, m, g, iters: int, mode: str, jitter: int, crop_scale_min
 
 def _recover_groups(teacher, bns, stats, k: int, n_groups: int, m, device, g, iters: int, lr: float, r_bn: float,
                     first_bn: float, mode: str, jitter: int, crop_scale_min: float, flip: bool, bounds, ctx,
-                    desc: str):
+                    desc: str, fast=None):
     """``n_groups`` recover batches of K images (one per class) at once: (G*K, C, H, W) and (G, iters) losses.
 
     Each batch is its own problem, as in the reference's one-batch-at-a-time
@@ -129,6 +177,8 @@ def _recover_groups(teacher, bns, stats, k: int, n_groups: int, m, device, g, it
     minimised is the sum of the batches' losses, so batch ``j``'s images get
     exactly the gradient of batch ``j``'s loss; Adam acts element by element.
     Only the work is shared: one forward and backward of G*K images per step.
+    ``fast``: the compiled loss (:func:`compiled_recover_loss`), or None: the
+    teacher's forward with ``stats`` filled by its BN hooks.
     """
     lo, hi = bounds
     draws = [_draw_batch(k, m, g, iters, mode, jitter, crop_scale_min, flip) for _ in range(n_groups)]
@@ -139,14 +189,24 @@ def _recover_groups(teacher, bns, stats, k: int, n_groups: int, m, device, g, it
     for it in tqdm(range(iters), desc=desc, disable=ctx.quiet, leave=False):
         for grp in opt.param_groups:
             grp["lr"] = 0.5 * lr * (1 + math.cos(math.pi * it / iters))
-        stats.clear()
         if mode == "jitter":
             view = torch.cat([torch.roll(x[j * k:(j + 1) * k], shifts=draws[j][1][it], dims=(2, 3))
                               for j in range(n_groups)])
         else:
             view = aug.resized_crop(x, torch.cat([d[1][it] for d in draws]))
-        ce = F.cross_entropy(teacher(view), y, reduction="none").view(n_groups, k).mean(1)
-        loss = ce + r_bn * grouped_bn_loss([grouped_stats(t, n_groups) for t in stats], bns, first_bn)
+        if fast is not None:
+            try:
+                loss = fast(teacher, view, y, n_groups, r_bn, first_bn)
+            except Exception as e:  # noqa: BLE001 - any compiler failure: the same loss, eager
+                Engine.of(ctx.engine).compile_failed, fast = True, recover_loss
+                log.warning("torch.compile failed (%s: %s); recovering eager from now on",
+                            type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+                loss = fast(teacher, view, y, n_groups, r_bn, first_bn)
+            ctx.meter.forward(len(view))  # the hook that counts eager passes is not called by the layer loop
+        else:
+            stats.clear()
+            ce = F.cross_entropy(teacher(view), y, reduction="none").view(n_groups, k).mean(1)
+            loss = ce + r_bn * grouped_bn_loss([grouped_stats(t, n_groups) for t in stats], bns, first_bn)
         opt.zero_grad(set_to_none=True)
         loss.sum().backward()
         opt.step()
@@ -206,15 +266,23 @@ def distill_sre2l(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr: float 
     y = torch.arange(k, device=device).repeat_interleave(ipc)
     lo, hi = pixel_bounds(m, device)
     stats: List = []
-    hooks = [bn.register_forward_hook(lambda _m, inp, _o: stats.append(inp[0])) for bn in bns]
     per_call = max(1, JOINT_IMAGES.get(device.type, 1) // k)  # whole recover batches per joint forward
+    engine = Engine.of(ctx.engine)
+    work = 3 * profile(teacher, tuple(train.train_x.shape[1:]))[0] * k * ipc * iters  # forward + backward
+    fast = None
+    if layer_by_layer(teacher) and not engine.compile_failed and (
+            engine.mode == "compiled" or (engine.mode == "auto" and work >= COMPILE_MIN_TFLOP * 1e12)):
+        fast = compiled_recover_loss(teacher)
+    # eager, the BN inputs come from hooks; compiled, recover_loss takes them itself (a hook would split its graph)
+    hooks = [] if fast is not None else [bn.register_forward_hook(lambda _m, inp, _o: stats.append(inp[0]))
+                                         for bn in bns]
     curves, batches = [], []
     try:
         for j0 in range(0, ipc, per_call):  # batch j: image j of every class, its own problem
             n = min(per_call, ipc - j0)
             xs, curve = _recover_groups(teacher, bns, stats, k, n, m, device, g, iters, lr, r_bn,
                                         first_bn_multiplier, view, jitter, crop_scale_min, flip, (lo, hi), ctx,
-                                        f"sre2l ipc={ipc} #{j0}-{j0 + n - 1}")
+                                        f"sre2l ipc={ipc} #{j0}-{j0 + n - 1}", fast)
             batches += list(xs.view(n, k, *xs.shape[1:]))
             curves.append(curve)
     finally:

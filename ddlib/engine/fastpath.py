@@ -150,6 +150,40 @@ class Engine:
         return f"Engine({self.mode!r}, compile_failed={self.compile_failed})"
 
 
+def compiles(engine: Engine, work_flop: float) -> bool:
+    """Whether a pass of ``work_flop`` FLOPs in all runs compiled under ``engine``: mode ``compiled``, or
+    ``auto`` when the work repays compiling (:data:`COMPILE_MIN_TFLOP`); never after a failed compilation."""
+    return not engine.compile_failed and (
+        engine.mode == "compiled" or (engine.mode == "auto" and work_flop >= COMPILE_MIN_TFLOP * 1e12))
+
+
+def compile_failed(engine: Engine, e: Exception, then: str) -> None:
+    """Remember (on ``engine``) and log that ``torch.compile`` failed with ``e``; ``then``: what runs instead."""
+    engine.compile_failed = True
+    log.warning("torch.compile failed (%s: %s); %s from now on", type(e).__name__,
+                str(e).splitlines()[0] if str(e) else "", then)
+
+
+def arch_key(model: nn.Module) -> tuple:
+    """What a compiled graph of ``model`` (passed as an argument) depends on: its class and parameter shapes."""
+    return (type(model), tuple(tuple(p.shape) for p in model.parameters()))
+
+
+_SHARED: Dict[tuple, object] = {}  # compiled functions by (function, architecture, backend)
+
+
+def shared_compile(fn, model: nn.Module, backend: str = "inductor"):
+    """``torch.compile(fn)`` once per (``fn``, :func:`arch_key` of ``model``, ``backend``).
+
+    ``fn`` takes the network as an argument, so every fresh network of that
+    architecture (DC's and MTT's per-iteration networks) reuses one graph.
+    """
+    key = (fn, arch_key(model), backend)
+    if key not in _SHARED:
+        _SHARED[key] = torch.compile(fn, dynamic=False, backend=backend)
+    return _SHARED[key]
+
+
 def plan_step(model: nn.Module, sample_shape: Tuple[int, ...], batch_size: int, samples: int,
               device: torch.device, mode: Union[Engine, str, None] = None) -> StepPlan:
     """The :class:`StepPlan` of a fit of ``samples`` samples in batches of ``batch_size``.
@@ -218,10 +252,7 @@ class Stepper:
         try:
             return self.fast(x)
         except Exception as e:  # noqa: BLE001 - any compiler failure: train eager instead
-            if self.engine is not None:
-                self.engine.compile_failed = True
-            log.warning("torch.compile failed (%s: %s); training eager from now on",
-                        type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+            compile_failed(self.engine or Engine(), e, "training eager")
             self.fast, self.plan = self.model, StepPlan(self.plan.micro_batch, False)
             return self.model(x)
 
@@ -314,7 +345,7 @@ class Slicer:
             raise DDLibError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
         self.precision = precision
         self.engine = Engine.of(engine)
-        self.arch = (type(model), tuple(tuple(p.shape) for p in model.parameters()))
+        self.arch = arch_key(model)
         mode = self.engine.mode
         _, act = profile(model, sample_shape)
         micro = 0
@@ -323,8 +354,7 @@ class Slicer:
             while micro * 2 * act <= micro_bytes:
                 micro *= 2
         self.micro = micro
-        self.compiled = micro > 0 and not self.engine.compile_failed and (
-            mode == "compiled" or (mode == "auto" and work_flop >= COMPILE_MIN_TFLOP * 1e12))
+        self.compiled = micro > 0 and compiles(self.engine, work_flop)
 
     def slices(self, model: nn.Module, n: int):
         """Consecutive slices covering ``range(n)`` (one when ``model`` is not batch-independent)."""
@@ -338,7 +368,6 @@ class Slicer:
         try:
             return _compiled_call(self.arch, method, self.precision)(model, x)
         except Exception as e:  # noqa: BLE001 - any compiler failure: run eager instead
-            self.engine.compile_failed, self.compiled = True, False
-            log.warning("torch.compile failed (%s: %s); running eager from now on",
-                        type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+            compile_failed(self.engine, e, "running eager")
+            self.compiled = False
             return _call(model, x, method, self.precision)

@@ -38,7 +38,6 @@ previous running values.
 from __future__ import annotations
 
 import copy
-import logging
 from collections.abc import Sequence
 from typing import Dict, List, Optional
 
@@ -53,12 +52,10 @@ from ddlib.core.hparams import HParam
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator, stream_seed
 from ddlib.engine import augment as aug
-from ddlib.engine.fastpath import MICRO_BYTES, Slicer, per_sample, profile
+from ddlib.engine.fastpath import MICRO_BYTES, Engine, Slicer, compile_failed, per_sample, profile, shared_compile
 from ddlib.engine.models import create_model
 from ddlib.methods.distill import real_init, register
 from ddlib.methods.distill.dm import BATCH_REAL_HP, SYNTH_MODEL_HP
-
-log = logging.getLogger("ddlib")
 
 # (outer_loop, inner_loop) of the paper / reference ``get_loops`` at IPC 1, 10, 50; a
 # profile divides them by its ``gradient_matching.loop_divisor`` and sets the iterations
@@ -172,18 +169,14 @@ class Compiled:
     tests/test_distill_speed_equivalence.py holds both to the eager passes.
     """
 
-    _FNS: Dict[tuple, tuple] = {}  # one (forward, syn_grads) pair per architecture and backend
-
-    def __init__(self, net: nn.Module, backend: str = "inductor"):
-        key = (type(net), tuple(tuple(p.shape) for p in net.parameters()), backend)
-        if key not in self._FNS:
-            self._FNS[key] = (torch.compile(_forward_with, dynamic=False, backend=backend),
-                              torch.compile(_class_grads_with, dynamic=False, backend=backend))
+    def __init__(self, net: nn.Module, engine: Optional[Engine] = None, backend: str = "inductor"):
+        self.engine = engine or Engine()  # told when a compilation fails
         self.twin = copy.deepcopy(net)
         for m in self.twin.modules():
             m._forward_hooks.clear()
             m._forward_pre_hooks.clear()
-        self._fwd, self._grads = self._FNS[key]
+        self._fwd = shared_compile(_forward_with, net, backend)
+        self._grads = shared_compile(_class_grads_with, net, backend)
 
     def train(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """``net(x)`` (gradients reach ``net``'s parameters)."""
@@ -232,7 +225,7 @@ def _train_net(net, opt, x, y, epochs: int, batch: int, strategy: str, g, g_aug,
                     out = fast.train(net, xb)
                     meter.forward(len(xb))
                 except Exception as e:  # noqa: BLE001 - any compiler failure: this loop eager
-                    log.warning("torch.compile failed (%s); the inner loop runs eager", type(e).__name__)
+                    compile_failed(fast.engine, e, "the inner loop runs eager")
                     fast = None
             if out is None:
                 out = net(xb)
@@ -319,7 +312,8 @@ def match_gradients(train, ipc: int, *, seed: int, ctx, strategy: str = "", iter
                         g_syn = fast.syn_grads(net, mine, c)
                         ctx.meter.forward(len(mine))
                     except Exception as e:  # noqa: BLE001 - any compiler failure: eager from now on
-                        fast = _compile_failed(fwd, e)
+                        compile_failed(fwd.engine, e, "matching eager")
+                        fwd.compiled, fast = False, None
                 if g_syn is None:
                     g_syn = _class_grads(net, mine, c, params, True)
                 ctx.meter.backward(len(real) + ipc)
@@ -345,14 +339,7 @@ def _compiled(net: nn.Module, fwd: Slicer) -> Optional[Compiled]:
     engine ``compiled``) and ``net`` has no batch norm (whose frozen statistics the twin would not share)."""
     if not fwd.compiled or not per_sample(net):
         return None
-    return Compiled(net)
-
-
-def _compile_failed(fwd: Slicer, e: Exception) -> None:
-    fwd.engine.compile_failed, fwd.compiled = True, False
-    log.warning("torch.compile failed (%s: %s); matching eager from now on",
-                type(e).__name__, str(e).splitlines()[0] if str(e) else "")
-    return None
+    return Compiled(net, fwd.engine)
 
 
 #: the hyper-parameters of :func:`match_gradients` but ``strategy`` (dc's; dsa adds ``strategy``)

@@ -44,7 +44,7 @@ from ddlib.core.cost import Cost, Meter
 from ddlib.core.hparams import HParam
 from ddlib.core.seeding import generator, stream_seed
 from ddlib.engine import augment as aug
-from ddlib.engine.fastpath import COMPILE_MIN_TFLOP, Engine, profile
+from ddlib.engine.fastpath import Engine, compile_failed, compiles, profile, shared_compile
 from ddlib.engine.models import create_model
 from ddlib.methods.distill import real_init, register
 from ddlib.methods.distill.dm import STRATEGY_HP, SYNTH_MODEL_HP
@@ -88,9 +88,6 @@ def _functional_step(net: nn.Module, theta: torch.Tensor, x: torch.Tensor, y: to
     return theta - lr * torch.func.grad(_ce_at)(theta, net, x, y)
 
 
-_STEPS: Dict[tuple, object] = {}  # one compiled student step per (architecture, backend)
-
-
 def compiled_student_step(net: nn.Module, backend: str = "inductor"):
     """:func:`student_step` compiled: ``step(net, theta, x, y, lr) -> theta'``, differentiable w.r.t. all of them.
 
@@ -101,10 +98,7 @@ def compiled_student_step(net: nn.Module, backend: str = "inductor"):
     backward; most of an MTT iteration on a CPU).  The same mathematics: equal to
     the eager step in float64 (tests/test_mtt.py), float32 rounding otherwise.
     """
-    key = (type(net), tuple(tuple(p.shape) for p in net.parameters()), backend)
-    if key not in _STEPS:
-        _STEPS[key] = torch.compile(_functional_step, dynamic=False, backend=backend)
-    return _STEPS[key]
+    return shared_compile(_functional_step, net, backend)
 
 
 def trajectory_loss(student_end: torch.Tensor, start: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -274,9 +268,7 @@ def distill_mtt(train, ipc: int, *, seed: int, ctx, iters: int = 0, n_experts: i
     # hook would break the graph, and torch.func.grad would then run the whole step eager
     engine = Engine.of(ctx.engine)
     work = 6 * profile(net, tuple(syn.shape[1:]))[0] * batch_syn * syn_steps * iters  # unroll + its backward
-    compiled = not engine.compile_failed and (
-        engine.mode == "compiled" or (engine.mode == "auto" and work >= COMPILE_MIN_TFLOP * 1e12))
-    fast = compiled_student_step(net) if compiled else None
+    fast = compiled_student_step(net) if compiles(engine, work) else None
 
     def step(theta, x, y):
         nonlocal fast
@@ -284,9 +276,8 @@ def distill_mtt(train, ipc: int, *, seed: int, ctx, iters: int = 0, n_experts: i
             try:
                 return fast(net, theta, x, y, syn_lr)
             except Exception as e:  # noqa: BLE001 - any compiler failure: unroll eager instead
-                engine.compile_failed, fast = True, None
-                log.warning("torch.compile failed (%s: %s); unrolling eager from now on",
-                            type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+                compile_failed(engine, e, "unrolling eager")
+                fast = None
         return student_step(net, theta, x, y, syn_lr)
 
     losses = []

@@ -34,9 +34,8 @@
 """
 from __future__ import annotations
 
-import logging
 import math
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -48,12 +47,10 @@ from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator
 from ddlib.data import pixel_bounds
 from ddlib.engine import augment as aug
-from ddlib.engine.fastpath import COMPILE_MIN_TFLOP, Engine, profile
+from ddlib.engine.fastpath import Engine, compile_failed, compiles, profile, shared_compile
 from ddlib.engine.models import MODELS, ConvNet
 from ddlib.methods.distill import register
 from ddlib.methods.distill.rded import teacher_of
-
-log = logging.getLogger("ddlib")
 
 
 def bn_layers(model: nn.Module) -> List[nn.BatchNorm2d]:
@@ -140,9 +137,6 @@ def layer_by_layer(teacher: nn.Module) -> bool:
     return isinstance(teacher, ConvNet)
 
 
-_LOSSES: dict = {}  # one compiled recover loss per teacher architecture
-
-
 def compiled_recover_loss(teacher: nn.Module):
     """:func:`recover_loss` under ``torch.compile`` (one graph per architecture; the teacher is an argument).
 
@@ -150,10 +144,7 @@ def compiled_recover_loss(teacher: nn.Module):
     overhead, not arithmetic, dominates, and one compiled graph for the forward,
     the statistics and the loss (and one for their backward) removes most of it.
     """
-    key = (type(teacher), tuple(tuple(p.shape) for p in teacher.parameters()))
-    if key not in _LOSSES:
-        _LOSSES[key] = torch.compile(recover_loss, dynamic=False)
-    return _LOSSES[key]
+    return shared_compile(recover_loss, teacher)
 
 
 def _draw_batch(k: int, m, g, iters: int, mode: str, jitter: int, crop_scale_min: float, flip: bool):
@@ -168,7 +159,7 @@ def _draw_batch(k: int, m, g, iters: int, mode: str, jitter: int, crop_scale_min
 
 def _recover_groups(teacher, bns, stats, k: int, n_groups: int, m, device, g, iters: int, lr: float, r_bn: float,
                     first_bn: float, mode: str, jitter: int, crop_scale_min: float, flip: bool, bounds, ctx,
-                    desc: str, fast=None):
+                    desc: str, fast=None, engine: Optional[Engine] = None):
     """``n_groups`` recover batches of K images (one per class) at once: (G*K, C, H, W) and (G, iters) losses.
 
     Each batch is its own problem, as in the reference's one-batch-at-a-time
@@ -178,7 +169,8 @@ def _recover_groups(teacher, bns, stats, k: int, n_groups: int, m, device, g, it
     exactly the gradient of batch ``j``'s loss; Adam acts element by element.
     Only the work is shared: one forward and backward of G*K images per step.
     ``fast``: the compiled loss (:func:`compiled_recover_loss`), or None: the
-    teacher's forward with ``stats`` filled by its BN hooks.
+    teacher's forward with ``stats`` filled by its BN hooks; ``engine`` is told
+    when ``fast`` fails to compile (the loss then runs eager).
     """
     lo, hi = bounds
     draws = [_draw_batch(k, m, g, iters, mode, jitter, crop_scale_min, flip) for _ in range(n_groups)]
@@ -198,9 +190,8 @@ def _recover_groups(teacher, bns, stats, k: int, n_groups: int, m, device, g, it
             try:
                 loss = fast(teacher, view, y, n_groups, r_bn, first_bn)
             except Exception as e:  # noqa: BLE001 - any compiler failure: the same loss, eager
-                Engine.of(ctx.engine).compile_failed, fast = True, recover_loss
-                log.warning("torch.compile failed (%s: %s); recovering eager from now on",
-                            type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+                compile_failed(engine, e, "recovering eager")
+                fast = recover_loss
                 loss = fast(teacher, view, y, n_groups, r_bn, first_bn)
             ctx.meter.forward(len(view))  # the hook that counts eager passes is not called by the layer loop
         else:
@@ -269,10 +260,7 @@ def distill_sre2l(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr: float 
     per_call = max(1, JOINT_IMAGES.get(device.type, 1) // k)  # whole recover batches per joint forward
     engine = Engine.of(ctx.engine)
     work = 3 * profile(teacher, tuple(train.train_x.shape[1:]))[0] * k * ipc * iters  # forward + backward
-    fast = None
-    if layer_by_layer(teacher) and not engine.compile_failed and (
-            engine.mode == "compiled" or (engine.mode == "auto" and work >= COMPILE_MIN_TFLOP * 1e12)):
-        fast = compiled_recover_loss(teacher)
+    fast = compiled_recover_loss(teacher) if layer_by_layer(teacher) and compiles(engine, work) else None
     # eager, the BN inputs come from hooks; compiled, recover_loss takes them itself (a hook would split its graph)
     hooks = [] if fast is not None else [bn.register_forward_hook(lambda _m, inp, _o: stats.append(inp[0]))
                                          for bn in bns]
@@ -282,7 +270,7 @@ def distill_sre2l(train, ipc: int, *, seed: int, ctx, iters: int = 0, lr: float 
             n = min(per_call, ipc - j0)
             xs, curve = _recover_groups(teacher, bns, stats, k, n, m, device, g, iters, lr, r_bn,
                                         first_bn_multiplier, view, jitter, crop_scale_min, flip, (lo, hi), ctx,
-                                        f"sre2l ipc={ipc} #{j0}-{j0 + n - 1}", fast)
+                                        f"sre2l ipc={ipc} #{j0}-{j0 + n - 1}", fast, engine)
             batches += list(xs.view(n, k, *xs.shape[1:]))
             curves.append(curve)
     finally:

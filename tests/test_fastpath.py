@@ -166,3 +166,44 @@ def test_cli_rejects_a_bad_engine_before_building(home, monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1] == "ddlib: error: unknown engine mode 'turbo'; valid: auto, plain, eager, compiled"
     assert not any(home.root.rglob("*.pt")) and home.frame().empty  # nothing was built or stored
+
+
+def test_evaluation_slices_by_the_cache_rule_on_cpu_only():
+    from ddlib.engine.train import evaluate
+
+    w32 = create_model("convnet_d3w32", 10, 1, 28)  # largest activation 32*28*28*4 = 100,352 B
+    mb = fp.MIN_MICRO
+    while 2 * mb * 100_352 <= fp.MICRO_BYTES and 2 * mb <= fp.EVAL_BATCH:
+        mb *= 2
+    assert fp.eval_batch(w32, (1, 28, 28), CPU) == mb < fp.EVAL_BATCH
+    assert fp.eval_batch(w32, (1, 28, 28), torch.device("cuda")) == fp.EVAL_BATCH
+    tiny = create_model("convnet_d3w16", 10, 1, 8)  # 16*8*8*4 B: capped at EVAL_BATCH
+    assert fp.eval_batch(tiny, (1, 8, 8), CPU) == fp.EVAL_BATCH
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(300, 1, 28, 28, generator=g), torch.randint(0, 10, (300,), generator=g)
+    bn = create_model("convnet_d3w32_bn", 10, 1, 28, seed=1)  # eval-mode batch norm: per sample too
+    for net in (w32, bn):
+        with torch.no_grad():
+            whole = int((net.eval()(x).argmax(1) == y).sum()) / len(y)
+        assert evaluate(net, x, y) == whole
+        assert evaluate(net, x, y) == evaluate(net, x, y, batch=1024)
+
+
+def test_a_studys_teachers_share_a_compiled_engine_when_their_work_repays_it(digits):
+    from ddlib.core.config import PROFILES
+    from ddlib.engine.teachers import teacher_engine
+
+    m = digits.meta
+    default = PROFILES.get("default")
+    t = create_model(default.teacher_model, 10, 1, 28)
+    fake = type("S", (), {"train_x": torch.zeros(2000, 1, 28, 28), "train_y": torch.zeros(2000)})()
+    one = 3 * fp.profile(t, (1, 28, 28))[0] * default.teacher_epochs * 2000
+    assert one < fp.COMPILE_MIN_TFLOP * 1e12 <= one * len(default.seeds) * default.n_teachers
+    eng = teacher_engine(t, fake, default, "auto")
+    assert isinstance(eng, fp.Engine) and eng.mode == "compiled"
+    assert teacher_engine(t, fake, default, "eager") == "eager"  # only `auto` decides
+    bn = create_model("convnet_d3w32_bn", 10, 1, 28)
+    assert teacher_engine(bn, fake, default, "auto") == "auto"  # whole batches: as a BN student
+    smoke = PROFILES.get("smoke")
+    st = create_model(smoke.teacher_model, m.num_classes, m.in_chans, m.img_size)
+    assert teacher_engine(st, digits, smoke, "auto") == "auto"  # the smoke teachers: too little work

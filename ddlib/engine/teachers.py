@@ -33,10 +33,10 @@ from ddlib.core.store import Store
 from ddlib.data import Split
 from ddlib.engine import augment as aug
 from ddlib.engine.distributed import DistInfo
-from ddlib.engine.fastpath import Engine
+from ddlib.engine.fastpath import Engine, group_engine, per_sample, profile as fwd_profile
 from ddlib.engine.models import create_model
 from ddlib.engine.regimes import create_regime
-from ddlib.engine.train import evaluate, fit
+from ddlib.engine.train import budget_samples, evaluate, fit
 
 log = logging.getLogger("ddlib")
 
@@ -57,6 +57,23 @@ def teacher_config(split: Split, profile: Profile, member: int, arch: str = "", 
 def _build(split: Split, cfg: dict) -> nn.Module:
     m = split.meta
     return create_model(cfg["arch"], m.num_classes, m.in_chans, m.img_size, seed=cfg["seed"])
+
+
+def teacher_engine(model: nn.Module, split: Split, profile: Profile,
+                   engine: Union[Engine, str, None]) -> Union[Engine, str, None]:
+    """The engine a teacher of ``profile`` trains under.
+
+    A study trains one teacher per run seed and ensemble member (the profile's
+    ``seeds`` x ``n_teachers``), all of one architecture and slice shape, so under
+    ``auto`` they share one compiled graph when that total sliced work repays
+    compiling (:func:`ddlib.engine.fastpath.group_engine`), as a grid's students do;
+    one `default` teacher alone (0.9 training TFLOP) would not.  Otherwise ``engine``.
+    """
+    if not per_sample(model):
+        return engine
+    one = 3 * fwd_profile(model, tuple(split.train_x.shape[1:]))[0] * budget_samples(
+        profile.teacher_epochs, len(split.train_y))
+    return group_engine(engine, one * len(profile.seeds) * profile.n_teachers) or engine
 
 
 def store_group(store: Store) -> Optional[DistInfo]:
@@ -94,16 +111,19 @@ def get_teacher(split: Split, profile: Profile, store: Store, member: int = 0, *
         log.info("training teacher %s (%s, %d epochs) -> %s", key, cfg["arch"], cfg["epochs"],
                  store.artifact_path("teachers", key))
         model = model.to(device)
+        run_engine = teacher_engine(model, split, profile, engine)
         with Meter(device) as meter, store.worklog.work("teacher", member=member, seed=cfg["seed"]):
-            meter.watch(model)
             res = fit(model, split.train_x, split.train_y, regime=create_regime("hl"), teachers=[],
                       budget=cfg["epochs"], pool_size=len(split.train_y),
                       protocol=PROTOCOLS.get(cfg["protocol"]), seed=cfg["seed"], quiet=quiet,
                       augment=aug.resolve(PROTOCOLS.get(cfg["protocol"]).augment, split.meta.name),
-                      desc=f"teacher {member}", dist=dist, engine=engine)
+                      desc=f"teacher {member}", dist=dist, engine=run_engine)
+            # counted by hand (every sample one forward and one backward, over all ranks):
+            # a forward hook would split the compiled graph
+            meter.forward(res.samples_seen)
             meter.backward(res.samples_seen)
-            if dist is not None:  # each rank saw its slice
-                meter.fwd = int(dist.all_sum(meter.fwd))
+        if isinstance(engine, Engine) and isinstance(run_engine, Engine) and run_engine.compile_failed:
+            engine.compile_failed = True  # later fits sharing ``engine`` stop trying too
         val = evaluate(model, split.val_x, split.val_y)
         art = {"state": {k: v.cpu() for k, v in model.state_dict().items()},
                "cost": meter.cost.as_dict(), "val_accuracy": val, "config": cfg}

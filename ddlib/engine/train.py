@@ -21,7 +21,7 @@ from ddlib.core.config import Protocol
 from ddlib.core.seeding import generator
 from ddlib.engine import augment as aug
 from ddlib.engine import distributed
-from ddlib.engine.fastpath import Engine, Stepper, plan_step
+from ddlib.engine.fastpath import Engine, Stepper, eval_batch, plan_step
 from ddlib.engine.regimes import FitPlan, Regime
 
 
@@ -202,9 +202,14 @@ def fit_schedule(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> float:
-    """Top-1 accuracy (fraction in [0, 1]) of ``model`` on (x, y) in eval mode."""
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: Optional[int] = None) -> float:
+    """Top-1 accuracy (fraction in [0, 1]) of ``model`` on (x (N, C, H, W), y (N,)) in eval mode.
+
+    ``batch``: images per forward; default :func:`ddlib.engine.fastpath.eval_batch`
+    (cache-sized slices on CPU).
+    """
     model.eval()
+    batch = batch or eval_batch(model, tuple(x.shape[1:]), x.device)
     correct = 0
     for i in range(0, len(x), batch):
         correct += int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())

@@ -43,8 +43,11 @@ def test_plan_slices_by_activation_size_on_cpu_only():
     assert fp.plan_step(w32, (1, 28, 28), 256, 1000, CPU, "eager") == fp.StepPlan(mb, False)
     assert fp.plan_step(w32, (1, 28, 28), mb, 1000, CPU, "eager") == fp.StepPlan(0, False)  # batch fits
     assert fp.plan_step(w32, (1, 28, 28), 256, 1000, torch.device("cuda"), "eager") == fp.StepPlan()
-    bn = create_model("convnet_d3w32_bn", 10, 1, 28)
-    assert fp.plan_step(bn, (1, 28, 28), 256, 1000, CPU, "eager") == fp.StepPlan()
+    bn = create_model("convnet_d3w32_bn", 10, 1, 28)  # whole batches, channels-last on CPU only
+    assert fp.plan_step(bn, (1, 28, 28), 256, 1000, CPU, "eager") == fp.StepPlan(0, False, True)
+    assert fp.plan_step(bn, (1, 28, 28), 256, 1000, torch.device("cuda"), "eager") == fp.StepPlan()
+    assert fp.plan_step(bn, (1, 28, 28), 256, 1000, CPU, "plain") == fp.StepPlan()
+    assert fp.StepPlan(0, False, True).describe() == "plain/cl"
     assert fp.plan_step(w32, (1, 28, 28), 256, 1000, CPU, "plain") == fp.StepPlan()
     assert fp.plan_step(w32, (1, 28, 28), 256, 1000, CPU, "compiled") == fp.StepPlan(mb, True)
     assert fp.StepPlan(mb, True).describe() == f"compiled/mb{mb}"
@@ -60,7 +63,7 @@ def test_auto_compiles_only_large_sliced_fits():
     assert small.micro_batch and not small.compiled
     assert large.micro_batch and large.compiled
     bn = create_model("convnet_d3w32_bn", 10, 1, 28)
-    assert fp.plan_step(bn, (1, 28, 28), 256, 100 * int(need), CPU, "auto") == fp.StepPlan()
+    assert fp.plan_step(bn, (1, 28, 28), 256, 100 * int(need), CPU, "auto") == fp.StepPlan(0, False, True)
 
 
 def test_unknown_mode_is_one_clear_error(monkeypatch):
@@ -153,7 +156,7 @@ def test_run_rows_record_the_engine(home):
     from ddlib.run.runner import run
 
     row, hit = run(RunConfig("digits", "random", 1, "hl", 0.2, 0, profile="smoke"), home, quiet=True)
-    assert not hit and row["engine"] == "plain"  # the smoke student has batch norm: whole batches
+    assert not hit and row["engine"] == "plain"  # the smoke student's 64-image batch is one slice
     assert home.frame()["engine"].tolist() == ["plain"]
 
 
@@ -202,8 +205,33 @@ def test_a_studys_teachers_share_a_compiled_engine_when_their_work_repays_it(dig
     eng = teacher_engine(t, fake, default, "auto")
     assert isinstance(eng, fp.Engine) and eng.mode == "compiled"
     assert teacher_engine(t, fake, default, "eager") == "eager"  # only `auto` decides
-    bn = create_model("convnet_d3w32_bn", 10, 1, 28)
-    assert teacher_engine(bn, fake, default, "auto") == "auto"  # whole batches: as a BN student
+    bn = create_model("convnet_d3w32_bn", 10, 1, 28)  # chapter 7's SRe2L teachers: channels-last, eager
+    assert teacher_engine(bn, fake, default, "auto") == "auto"
+    assert fp.plan_step(bn, (1, 28, 28), 128, 60_000, CPU, "auto") == fp.StepPlan(0, False, True)
     smoke = PROFILES.get("smoke")
     st = create_model(smoke.teacher_model, m.num_classes, m.in_chans, m.img_size)
     assert teacher_engine(st, digits, smoke, "auto") == "auto"  # the smoke teachers: too little work
+
+
+def test_channels_last_fit_of_a_batch_norm_net_matches_the_contiguous_one(digits):
+    """A batch-norm network trained channels-last (``eager`` on CPU) equals the contiguous ``plain`` fit up to rounding."""
+    m = digits.meta
+    a = create_model("convnet_d3w16_bn", m.num_classes, m.in_chans, m.img_size, seed=2)
+    b = copy.deepcopy(a)
+    r1 = _fit(digits, a, "hl", "plain", budget=0.3)
+    r2 = _fit(digits, b, "hl", "eager", budget=0.3)
+    assert (r1.engine, r2.engine) == ("plain", "plain/cl")
+    last = [mod for mod in b.modules() if isinstance(mod, torch.nn.Conv2d)][-1].weight  # (16, 16, 3, 3)
+    assert last.is_contiguous(memory_format=torch.channels_last) and not last.is_contiguous()
+    assert r2.final_loss == pytest.approx(r1.final_loss, rel=1e-4, abs=1e-5)
+    for (n, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(q.float(), p.float(), rtol=1e-4, atol=1e-5, msg=n)
+
+
+def test_eager_slicers_keep_the_cache_sized_slice_compiled_ones_take_the_no_grad_size():
+    w32 = create_model("convnet_d3w32", 10, 1, 28)  # 100,352 B per image
+    eager = fp.Slicer(w32, (1, 28, 28), CPU, "eager", micro_bytes=fp.NO_GRAD_MICRO_BYTES)
+    compiled = fp.Slicer(w32, (1, 28, 28), CPU, "compiled", micro_bytes=fp.NO_GRAD_MICRO_BYTES)
+    assert eager.micro == fp.eval_batch(w32, (1, 28, 28), CPU) == 64 and not eager.compiled
+    assert compiled.compiled and compiled.micro == 512  # 2 * 512 * 100,352 B > 64 MiB
+    assert fp.Slicer(w32, (1, 28, 28), CPU, "plain").micro == 0

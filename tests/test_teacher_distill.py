@@ -357,3 +357,33 @@ def test_runner_charges_the_relabel_to_the_row(home, fast_smoke):
     assert rows["slkd_stored"]["build_seconds"] > rows["hl"]["build_seconds"]
     assert rows["sl"]["label_bytes"] == n * 10 * 2
     assert rows["slkd_stored"]["label_bytes"] == views * (10 * 2 + 1 + 4 * aug.PARAM_SLOTS)
+
+
+@pytest.mark.parametrize("arch", ["convnet_d3w32", "convnet_d3w32_bn"])
+def test_cim_sliced_alignment_gradient_is_the_whole_batch_one(arch):
+    """CIM's step in cache-sized slices: the loss and residual gradient of L(R) on the whole batch (float64)."""
+    from ddlib.engine.fastpath import eval_batch
+    from ddlib.methods.distill.cim import alignment_backward, alignment_loss
+
+    g = torch.Generator().manual_seed(0)
+    teacher = create_model(arch, 10, 1, 28, seed=3).double().eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    anchors = torch.randn(4 * 40, 1, 28, 28, generator=g, dtype=torch.float64)  # 40 mosaics of 2 x 2 patches
+    assert eval_batch(teacher, (1, 28, 28), anchors.device) < len(anchors)  # several slices
+    mosaics = tile(torch.nn.functional.avg_pool2d(anchors, 2), 2)
+    params = aug.draw("crop_cutout_flip", len(anchors), g, 28)
+    grads, values = [], []
+    for sliced in (False, True):
+        residual = (0.1 * torch.randn(mosaics.shape, generator=torch.Generator().manual_seed(1),
+                                      dtype=torch.float64)).requires_grad_(True)
+        if sliced:
+            values.append(alignment_backward(teacher, residual, mosaics, anchors, params, 2))
+        else:
+            loss = alignment_loss(teacher, residual, mosaics, anchors, params, 2)
+            loss.backward()
+            values.append(float(loss))
+        grads.append(residual.grad)
+    assert values[1] == pytest.approx(values[0], rel=1e-12)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-10, atol=1e-14)
+    assert grads[0].abs().sum() > 0

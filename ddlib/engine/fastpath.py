@@ -35,6 +35,7 @@ compilation, so fits that share it stop trying:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple, Union
@@ -63,15 +64,31 @@ class StepPlan:
     Attributes:
         micro_batch: samples per slice; 0 = the whole batch at once.
         compiled: whether full slices run through ``torch.compile(model)``.
+        channels_last: whether the network's weights (so its activations) are
+            channels-last (:func:`wants_channels_last`).
     """
 
     micro_batch: int = 0
     compiled: bool = False
+    channels_last: bool = False
 
     def describe(self) -> str:
-        """Short label stored with each run, e.g. ``"compiled/mb32"`` or ``"plain"``."""
+        """Short label stored with each run, e.g. ``"compiled/mb32"``, ``"plain"`` or ``"plain/cl"``."""
         mode = "compiled" if self.compiled else "eager"
-        return f"{mode}/mb{self.micro_batch}" if self.micro_batch else ("compiled" if self.compiled else "plain")
+        label = f"{mode}/mb{self.micro_batch}" if self.micro_batch else ("compiled" if self.compiled else "plain")
+        return label + ("/cl" if self.channels_last else "")
+
+
+def wants_channels_last(model: nn.Module, device: torch.device) -> bool:
+    """Whether a CPU fit of ``model`` runs its convolutions channels-last: batch-norm networks.
+
+    Measured per training step (batch 128, benchmarks/README.md): channels-last
+    is 1.95x for MobileNetV3-small (its depthwise convolutions' backward), 1.9x
+    EfficientNet-B0, 2.1x ConvNet-3-32-BN, 1.26x VGG-11-BN, 1.15x ResNet-18, and
+    0.8x for the instance-norm ConvNets (``GroupNorm`` is slower channels-last),
+    which stay contiguous.  Layout changes float rounding, not what is computed.
+    """
+    return torch.device(device).type == "cpu" and not per_sample(model)
 
 
 def per_sample(model: nn.Module) -> bool:
@@ -193,12 +210,14 @@ def plan_step(model: nn.Module, sample_shape: Tuple[int, ...], batch_size: int, 
     two (>= :data:`MIN_MICRO`) whose largest activation fits :data:`MICRO_BYTES`,
     if smaller than the batch.  Compiles in mode ``compiled``, or in ``auto``
     where that was measured to pay: sliced (per-sample, CPU) fits whose
-    ``3 * forward FLOPs * samples`` reaches :data:`COMPILE_MIN_TFLOP`.
+    ``3 * forward FLOPs * samples`` reaches :data:`COMPILE_MIN_TFLOP`.  Batch-norm
+    networks on CPU train channels-last (:func:`wants_channels_last`; not in ``plain``).
     """
     engine = Engine.of(mode)
     mode = engine.mode
     if mode == "plain":
         return StepPlan()
+    cl = wants_channels_last(model, device)
     fwd, act = profile(model, sample_shape)
     micro = 0
     if device.type == "cpu" and per_sample(model):
@@ -208,7 +227,7 @@ def plan_step(model: nn.Module, sample_shape: Tuple[int, ...], batch_size: int, 
         micro = mb if mb < batch_size else 0
     compiled = mode == "compiled" or (mode == "auto" and micro > 0
                                       and 3 * fwd * samples >= COMPILE_MIN_TFLOP * 1e12)
-    return StepPlan(micro, compiled and not engine.compile_failed)
+    return StepPlan(micro, compiled and not engine.compile_failed, cl)
 
 
 def eval_batch(model: nn.Module, sample_shape: Tuple[int, ...], device: torch.device) -> int:
@@ -273,7 +292,7 @@ class Stepper:
             return self.fast(x)
         except Exception as e:  # noqa: BLE001 - any compiler failure: train eager instead
             compile_failed(self.engine or Engine(), e, "training eager")
-            self.fast, self.plan = self.model, StepPlan(self.plan.micro_batch, False)
+            self.fast, self.plan = self.model, dataclasses.replace(self.plan, compiled=False)
             return self.model(x)
 
     def backward(self, regime, batch: Batch) -> torch.Tensor:
@@ -307,7 +326,7 @@ def batch_independent(model: nn.Module) -> bool:
     return not any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules())
 
 
-#: slice target of a forward without gradient (DM's real batch): 128 ConvNet-128 images on 32 x 32
+#: slice target of a compiled forward without gradient (DM's real batch): 128 ConvNet-128 images on 32 x 32
 NO_GRAD_MICRO_BYTES = 8 * MICRO_BYTES
 _CALLS: Dict[tuple, object] = {}  # one compiled ``model.<method>(x)`` per (architecture, method, precision)
 #: precisions a slicer's passes may run in (:attr:`ddlib.core.config.Profile.real_precision`)
@@ -351,8 +370,9 @@ class Slicer:
             ``work_flop`` reaches :data:`COMPILE_MIN_TFLOP`.
         work_flop: forward FLOPs the caller expects to run through the slicer in
             total (to decide ``auto``).
-        micro_bytes: target bytes of a slice's largest activation; passes without
-            gradient keep no activations and take :data:`NO_GRAD_MICRO_BYTES`.
+        micro_bytes: target bytes of a slice's largest activation; compiled passes without
+            gradient keep no activations and take :data:`NO_GRAD_MICRO_BYTES`; eager
+            passes are capped at :data:`MICRO_BYTES` (faster eager, measured for ConvNet-3-32 and -128 on 28 px).
         precision: a key of :data:`PRECISIONS`: "bfloat16" runs every pass under
             bf16 autocast (outputs float32); only for passes without gradient, whose
             callers state the error they accept (the profile's ``real_precision``).
@@ -368,13 +388,16 @@ class Slicer:
         self.arch = arch_key(model)
         mode = self.engine.mode
         _, act = profile(model, sample_shape)
+        slicing = mode != "plain" and torch.device(device).type == "cpu"
+        self.compiled = slicing and compiles(self.engine, work_flop)
+        if not self.compiled:  # eager passes run fastest in the cache-sized slice, with or without
+            micro_bytes = min(micro_bytes, MICRO_BYTES)  # gradient (DM's `default` build: 1.55x)
         micro = 0
-        if mode != "plain" and torch.device(device).type == "cpu":
+        if slicing:
             micro = MIN_MICRO
             while micro * 2 * act <= micro_bytes:
                 micro *= 2
         self.micro = micro
-        self.compiled = micro > 0 and compiles(self.engine, work_flop)
 
     def slices(self, model: nn.Module, n: int):
         """Consecutive slices covering ``range(n)`` (one when ``model`` is not batch-independent)."""

@@ -148,6 +148,8 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
     else:
         eng = Engine.of(engine)
         plan = plan_step(model, tuple(images.shape[1:]), protocol.batch_size, samples, device, eng)
+        if plan.channels_last:  # in place, before the optimiser's state exists: the parameters keep their identity
+            model.to(memory_format=torch.channels_last)
         stepper = Stepper(model, plan, protocol.batch_size, eng)
     loss_val = float("nan")
     for step, bs in enumerate(tqdm(sizes, desc=desc, disable=quiet, leave=False)):
@@ -216,8 +218,11 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: Optional
     return correct / max(len(x), 1)
 
 
-def predict_logits(model: nn.Module, x: torch.Tensor, batch: int = 1024) -> torch.Tensor:
+def predict_logits(model: nn.Module, x: torch.Tensor, batch: Optional[int] = None) -> torch.Tensor:
+    """Logits (N, K) of ``model`` in eval mode on x (N, C, H, W), ``batch`` images per forward
+    (default :func:`ddlib.engine.fastpath.eval_batch`)."""
     model.eval()
+    batch = batch or eval_batch(model, tuple(x.shape[1:]), x.device)
     with torch.no_grad():
         return torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)])
 

@@ -24,6 +24,7 @@ from ddlib.core.cost import Cost, Meter
 from ddlib.core.hparams import check
 from ddlib.core.registry import Registry
 from ddlib.data import Split
+from ddlib.engine.fastpath import eval_batch
 from ddlib.methods.context import Context, check_ipc
 
 CORESETS = Registry("coreset method")
@@ -39,12 +40,14 @@ class Selection:
     cost: Cost
 
 
-def class_features(train: Split, ctx: Context, batch: int = 1024):
+def class_features(train: Split, ctx: Context, batch: Optional[int] = None):
     """Yield (class c, its pool indices (n_c,), teacher penultimate features (n_c, D) float32).
 
-    The teacher is the context's (trained or loaded once, cost charged to the build).
+    The teacher is the context's (trained or loaded once, cost charged to the build);
+    ``batch`` images per forward (default :func:`ddlib.engine.fastpath.eval_batch`).
     """
     teacher = ctx.teacher(train)
+    batch = batch or eval_batch(teacher, tuple(train.train_x.shape[1:]), train.train_x.device)
     with torch.no_grad():
         for c in range(train.num_classes):
             idx = train.class_indices(c)

@@ -30,6 +30,7 @@ from ddlib.core.hparams import HParam
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator
 from ddlib.engine import augment as aug
+from ddlib.engine.fastpath import eval_batch
 from ddlib.engine.teachers import get_teacher
 from ddlib.methods.coresets.cad_prune import difficulty_quantiles
 from ddlib.methods.distill import register
@@ -86,8 +87,13 @@ def patch_size(img_size: int, factor: int) -> int:
 
 
 @torch.no_grad()
-def true_class_ce(teacher, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> torch.Tensor:
-    """Per-sample cross-entropy (N,) of ``teacher`` on (x (N, C, H, W), y (N,))."""
+def true_class_ce(teacher, x: torch.Tensor, y: torch.Tensor, batch: Optional[int] = None) -> torch.Tensor:
+    """Per-sample cross-entropy (N,) of ``teacher`` on (x (N, C, H, W), y (N,)).
+
+    ``batch``: images per forward; default :func:`ddlib.engine.fastpath.eval_batch`
+    (cache-sized slices on CPU; the teacher is in eval mode, so per sample).
+    """
+    batch = batch or eval_batch(teacher, tuple(x.shape[1:]), x.device)
     out = [F.cross_entropy(teacher(x[i:i + batch]).float(), y[i:i + batch], reduction="none")
            for i in range(0, len(x), batch)]
     return torch.cat(out) if out else torch.zeros(0, device=x.device)

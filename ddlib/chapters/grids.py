@@ -102,9 +102,9 @@ CHAPTERS.add("dd2018", {prof: dict(dataset=data, methods=("dd",), ipcs=(1,), reg
 
 # chapter 9 (transfer): chapter 3's sets (same dataset, methods, IPC, seeds, profile: the same build
 # keys) trained by other students; the profile's own student is the first column, and its runs
-# are chapter 3's.  `default` adds one cheap timm network (MobileNetV3-small, ~18 s a 100-step run,
-# four ConvNet runs) for the sets CIM's cross-architecture claim (C5) compares, from chapter 7:
-# 15 new runs, ~4.5 min on 2 cores; `paper` trains every registered timm student.
+# are chapter 3's.  `default` adds one cheap timm network (MobileNetV3-small, channels-last: ~8.5 s a
+# 100-step run beside another, three ConvNet runs) for the sets CIM's cross-architecture claim (C5)
+# compares, from chapter 7: 15 new runs, ~2 min on 2 cores; `paper` trains every registered timm student.
 _TIMM = ("resnet18", "vgg11_bn", "mobilenetv3_small_100", "efficientnet_b0", "vit_tiny")
 CHAPTERS.add("transfer", {
     # smoke: hard labels only (a MobileNet run is most of the chapter's CI time; SL+KD runs on `default`)

@@ -345,7 +345,7 @@ PROFILES.add("smoke", Profile(
 PROFILES.add("default", Profile(
     name="default", dataset="fashion_mnist", pool_per_class=200, val_per_class=100,
     test_limit=2000, model="convnet_d3w32", teacher_model="convnet_d3w32", teacher_epochs=30,
-    # two teachers: the multi-teacher protocol at its smallest (each teacher costs ~18 s per run seed)
+    # two teachers: the multi-teacher protocol at its smallest (each teacher costs ~14 s per run seed)
     teacher_protocol="teacher_cos_v2", n_teachers=2, protocol="sgd_cos_lr1_v2", synth_iters=60, synth_batch_real=64,
     synth_model="convnet_d3w32",
     # budgets in full-pool epochs of 2,000 images: 6.4 = 100 SGD steps of 128 (the study's floor), 32 = within

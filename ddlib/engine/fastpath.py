@@ -82,11 +82,12 @@ class StepPlan:
 def wants_channels_last(model: nn.Module, device: torch.device) -> bool:
     """Whether a CPU fit of ``model`` runs its convolutions channels-last: batch-norm networks.
 
-    Measured per training step (batch 128, benchmarks/README.md): channels-last
-    is 1.95x for MobileNetV3-small (its depthwise convolutions' backward), 1.9x
-    EfficientNet-B0, 2.1x ConvNet-3-32-BN, 1.26x VGG-11-BN, 1.15x ResNet-18, and
-    0.8x for the instance-norm ConvNets (``GroupNorm`` is slower channels-last),
-    which stay contiguous.  Layout changes float rounding, not what is computed.
+    Measured per eager training step (batch 128, 28 px, one and two intra-op threads;
+    benchmarks/results/engine_layout.json): channels-last is 1.9-2.0x for
+    MobileNetV3-small (its depthwise convolutions' backward), 1.7-1.9x EfficientNet-B0,
+    1.5-1.6x ConvNet-3-32-BN, 1.15x ResNet-18, 1.13x VGG-11-BN, and 0.74-0.82x for
+    the instance-norm ConvNet-3-32 (``GroupNorm`` is slower channels-last), so
+    instance-norm networks stay contiguous.  Layout changes float rounding, not what is computed.
     """
     return torch.device(device).type == "cpu" and not per_sample(model)
 
@@ -235,8 +236,9 @@ def eval_batch(model: nn.Module, sample_shape: Tuple[int, ...], device: torch.de
 
     On CPU the engine's cache rule (:data:`MICRO_BYTES`, as :func:`plan_step` slices a step):
     the largest power of two from :data:`MIN_MICRO` up to :data:`EVAL_BATCH` whose largest
-    activation fits; whole 1,024-image batches spill the cache (ConvNet-3-32 on 28 px:
-    64-image slices evaluate 2,000 test images in 0.22 s against 0.5 s, benchmarks/README.md).
+    activation fits; whole 1,024-image batches spill the cache (2,000 test images on 28 px in
+    64-image slices: 2.5x faster for ConvNet-3-32, 3.1x ConvNet-3-32-BN;
+    benchmarks/results/engine_layout.json).
     Elsewhere :data:`EVAL_BATCH`.  Evaluation in eval mode is per sample, so the slice
     changes float rounding only.
     """
@@ -391,7 +393,7 @@ class Slicer:
         slicing = mode != "plain" and torch.device(device).type == "cpu"
         self.compiled = slicing and compiles(self.engine, work_flop)
         if not self.compiled:  # eager passes run fastest in the cache-sized slice, with or without
-            micro_bytes = min(micro_bytes, MICRO_BYTES)  # gradient (DM's `default` build: 1.55x)
+            micro_bytes = min(micro_bytes, MICRO_BYTES)  # gradient (DM's `default` real half: 1.26x)
         micro = 0
         if slicing:
             micro = MIN_MICRO

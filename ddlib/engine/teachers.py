@@ -68,10 +68,9 @@ def teacher_engine(model: nn.Module, split: Split, profile: Profile,
     under ``auto`` they share one compiled graph when that total work repays
     compiling (:func:`ddlib.engine.fastpath.group_engine`), as a grid's students do;
     one `default` teacher alone (0.9 training TFLOP) would not.  Compiled, the
-    instance-norm ConvNet-3-32 teacher trains 1.37x faster; a batch-norm teacher
+    instance-norm ConvNet-3-32 teacher trains 1.42x faster; a batch-norm teacher
     already trains channels-last (:func:`ddlib.engine.fastpath.wants_channels_last`),
-    which compiling did not improve (2.85 s against 2.88 s for 94 steps), so it stays
-    eager.  Otherwise ``engine``.
+    where compiling gave 0.99x, so it stays eager (benchmarks/results/engine_layout.json).  Otherwise ``engine``.
     """
     if split.train_x.device.type != "cpu" or not per_sample(model):
         return engine

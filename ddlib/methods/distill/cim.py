@@ -83,8 +83,8 @@ def alignment_backward(teacher, residual: torch.Tensor, mosaics: torch.Tensor, a
 
     The same mean, summed over cache-sized slices of the patches
     (:func:`ddlib.engine.fastpath.eval_batch`: 400 ConvNet-3-32 features of 28-px
-    images in one batch spill the CPU cache; 64-image slices take the step 1.85x
-    faster): each slice's teacher passes run alone, their gradients meet at the
+    images in one batch spill the CPU cache; 64-image slices take the step 1.2-1.5x
+    faster, benchmarks/results/engine_layout.json): each slice's teacher passes run alone, their gradients meet at the
     augmented patches, and one backward from there reaches the residual.  Equal to
     ``alignment_loss(...).backward()`` up to float rounding (tests/test_teacher_distill.py).
     """

@@ -387,3 +387,20 @@ def test_cim_sliced_alignment_gradient_is_the_whole_batch_one(arch):
     assert values[1] == pytest.approx(values[0], rel=1e-12)
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-10, atol=1e-14)
     assert grads[0].abs().sum() > 0
+
+
+def test_a_cached_teacher_comes_back_in_its_training_layout(digits, fast_teacher_profile, tmp_path):
+    """A batch-norm teacher trains channels-last; loaded from the store it is returned the same way,
+    so its passes (and every set or label made with it) are bitwise those of the fresh one."""
+    from dataclasses import replace
+
+    from ddlib.engine.teachers import get_teacher
+
+    prof = replace(fast_teacher_profile, teacher_model="convnet_d3w16_bn")
+    store = Store(tmp_path)
+    fresh, _ = get_teacher(digits, prof, store, seed=0)
+    again, _ = get_teacher(digits, prof, store, seed=0)
+    convs = [[m.weight for m in t.modules() if isinstance(m, nn.Conv2d)][-1] for t in (fresh, again)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in convs)
+    with torch.no_grad():
+        assert torch.equal(fresh(digits.val_x), again(digits.val_x))

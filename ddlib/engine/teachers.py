@@ -33,7 +33,7 @@ from ddlib.core.store import Store
 from ddlib.data import Split
 from ddlib.engine import augment as aug
 from ddlib.engine.distributed import DistInfo
-from ddlib.engine.fastpath import Engine, group_engine, per_sample, profile as fwd_profile
+from ddlib.engine.fastpath import Engine, group_engine, per_sample, profile as fwd_profile, wants_channels_last
 from ddlib.engine.models import create_model
 from ddlib.engine.regimes import create_regime
 from ddlib.engine.train import budget_samples, evaluate, fit
@@ -79,6 +79,20 @@ def teacher_engine(model: nn.Module, split: Split, profile: Profile,
     return group_engine(engine, one * len(profile.seeds) * profile.n_teachers) or engine
 
 
+def _as_trained(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` on ``device`` in eval mode, in the memory layout the engine trains it in.
+
+    A batch-norm teacher trains channels-last on CPU (:func:`ddlib.engine.fastpath.wants_channels_last`)
+    and leaves its fit so; a teacher loaded from the store (or a checkpoint) would come back
+    contiguous, and its passes would round differently.  Every teacher is returned in the
+    training layout, so a cache hit and a cache miss give the same sets and labels.
+    """
+    model = model.to(device).eval()
+    if wants_channels_last(model, device):
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
 def store_group(store: Store) -> Optional[DistInfo]:
     """The torchrun process group ``store`` coordinates its writes with, or None (one process)."""
     sync = getattr(store, "sync", None)
@@ -106,7 +120,7 @@ def get_teacher(split: Split, profile: Profile, store: Store, member: int = 0, *
             model.load_state_dict(state)
         except Exception as e:
             raise DDLibError(f"cannot load teacher checkpoint {checkpoint}: {e}") from None
-        return model.to(device).eval(), Cost(device=device.type)
+        return _as_trained(model, device), Cost(device=device.type)
     key = config_hash(cfg)
     dist = dist if dist is not None else store_group(store)
     art = store.load_artifact("teachers", key)
@@ -133,7 +147,7 @@ def get_teacher(split: Split, profile: Profile, store: Store, member: int = 0, *
         store.save_artifact("teachers", key, art)
     else:
         model.load_state_dict(art["state"])
-    return model.to(device).eval(), Cost(**art["cost"])
+    return _as_trained(model, device), Cost(**art["cost"])
 
 
 def get_teachers(split: Split, profile: Profile, store: Store, n: int, *, seed: int, quiet: bool = True,

@@ -203,6 +203,15 @@ def shared_compile(fn, model: nn.Module, backend: str = "inductor"):
     return _SHARED[key]
 
 
+def slice_size(act: int, budget_bytes: int, cap: Optional[int] = None) -> int:
+    """The CPU slice: the largest power of two from :data:`MIN_MICRO` (at most ``cap`` when given)
+    whose largest activation, ``act`` bytes per sample, fits ``budget_bytes``."""
+    mb = MIN_MICRO
+    while mb * 2 * act <= budget_bytes and (cap is None or mb * 2 <= cap):
+        mb *= 2
+    return mb
+
+
 def plan_step(model: nn.Module, sample_shape: Tuple[int, ...], batch_size: int, samples: int,
               device: torch.device, mode: Union[Engine, str, None] = None) -> StepPlan:
     """The :class:`StepPlan` of a fit of ``samples`` samples in batches of ``batch_size``.
@@ -222,9 +231,7 @@ def plan_step(model: nn.Module, sample_shape: Tuple[int, ...], batch_size: int, 
     fwd, act = profile(model, sample_shape)
     micro = 0
     if device.type == "cpu" and per_sample(model):
-        mb = MIN_MICRO
-        while mb * 2 * act <= MICRO_BYTES:
-            mb *= 2
+        mb = slice_size(act, MICRO_BYTES)
         micro = mb if mb < batch_size else 0
     compiled = mode == "compiled" or (mode == "auto" and micro > 0
                                       and 3 * fwd * samples >= COMPILE_MIN_TFLOP * 1e12)
@@ -245,10 +252,7 @@ def eval_batch(model: nn.Module, sample_shape: Tuple[int, ...], device: torch.de
     if torch.device(device).type != "cpu" or next(model.parameters(), None) is None:
         return EVAL_BATCH  # (a parameter-free function has no activation profile)
     _, act = profile(model, sample_shape)
-    mb = MIN_MICRO
-    while mb * 2 * act <= MICRO_BYTES and mb * 2 <= EVAL_BATCH:
-        mb *= 2
-    return mb
+    return slice_size(act, MICRO_BYTES, EVAL_BATCH)
 
 
 def group_engine(mode: Union[Engine, str, None], work_flop: float) -> Optional[Engine]:
@@ -396,9 +400,7 @@ class Slicer:
             micro_bytes = min(micro_bytes, MICRO_BYTES)  # gradient (DM's `default` real half: 1.26x)
         micro = 0
         if slicing:
-            micro = MIN_MICRO
-            while micro * 2 * act <= micro_bytes:
-                micro *= 2
+            micro = slice_size(act, micro_bytes)
         self.micro = micro
 
     def slices(self, model: nn.Module, n: int):

@@ -57,7 +57,7 @@ def test_study_prepares_every_missing_run_once(tmp_path, fast_smoke, monkeypatch
     monkeypatch.setattr(runner, "prepare", lambda cfg, *a, **k: prepared.update([cfg.regime]) or real(cfg, *a, **k))
     keys = Counter()
     real_finish = runner.finish
-    monkeypatch.setattr(runner, "finish", lambda plan, res: keys.update([plan.key]) or real_finish(plan, res))
+    monkeypatch.setattr(runner, "finish", lambda plan, res, acc=None: keys.update([plan.key]) or real_finish(plan, res, acc))
     s = Study.from_params("smoke", methods=["random"], ipcs=[10], regimes=["hl", "slkd_stored"], budgets=[0.2],
                           seeds=[0, 1])
     store = Store(tmp_path / "h")
@@ -105,7 +105,7 @@ def test_a_grid_worth_compiling_shares_one_compiled_engine(tmp_path, monkeypatch
     engines = []
     monkeypatch.setattr(ddlib.run.many, "fit_threads", lambda jobs: engines.extend(j.engine for j in jobs) or [
         ddlib.engine.train.FitResult(1, 1, 0.0, 0.0, "compiled/mb32") for _ in jobs])
-    monkeypatch.setattr(ddlib.run.many.runner, "finish", lambda plan, res: None)
+    monkeypatch.setattr(ddlib.run.many.runner, "finish", lambda plan, res, acc=None: None)
     s = Study.from_params("smoke", methods=["random"], ipcs=[10], regimes=["hl"], budgets=[0.2], seeds=[0, 1, 2])
     assert ddlib.run.many.run_many(s.configs(), Store(tmp_path / "h")) == 3
     assert len(engines) == 3 and engines[0] is engines[1] is engines[2] and engines[0].mode == "compiled"

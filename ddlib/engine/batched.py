@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -170,13 +170,19 @@ def fit_threads(jobs: Sequence[FitArgs], workers: Optional[int] = None) -> List[
     than it gains (benchmarks/README.md).  ``seconds`` of each result is the
     group's wall time divided by its size.
     """
-    threads = torch.get_num_threads()
     t0 = time.perf_counter()
+    results = map_threads(lambda a: fit(a.model, a.images, a.labels, **a.options()), jobs, workers)
+    secs = (time.perf_counter() - t0) / len(jobs)
+    return [FitResult(r.steps, r.samples_seen, secs, r.final_loss, r.engine) for r in results]
+
+
+def map_threads(fn: Callable[[Any], Any], items: Sequence[Any], workers: Optional[int] = None) -> List[Any]:
+    """``[fn(item) for item in items]`` on concurrent Python threads, one intra-op thread each
+    (``workers`` threads, default the intra-op thread count; the count is restored after)."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with ThreadPoolExecutor(workers or threads) as ex:
-            results = list(ex.map(lambda a: fit(a.model, a.images, a.labels, **a.options()), jobs))
+            return list(ex.map(fn, items))
     finally:
         torch.set_num_threads(threads)
-    secs = (time.perf_counter() - t0) / len(jobs)
-    return [FitResult(r.steps, r.samples_seen, secs, r.final_loss, r.engine) for r in results]

@@ -191,15 +191,17 @@ def arch_key(model: nn.Module) -> tuple:
 _SHARED: Dict[tuple, object] = {}  # compiled functions by (function, architecture, backend)
 
 
-def shared_compile(fn, model: nn.Module, backend: str = "inductor"):
-    """``torch.compile(fn)`` once per (``fn``, :func:`arch_key` of ``model``, ``backend``).
+def shared_compile(fn, model: nn.Module, backend: str = "inductor", options: Optional[Dict[str, object]] = None):
+    """``torch.compile(fn)`` once per (``fn``, :func:`arch_key` of ``model``, ``backend``, ``options``).
 
     ``fn`` takes the network as an argument, so every fresh network of that
     architecture (DC's and MTT's per-iteration networks) reuses one graph.
+    ``options``: inductor options of this graph (None: the defaults).
     """
-    key = (fn, arch_key(model), backend)
+    key = (fn, arch_key(model), backend, tuple(sorted((options or {}).items())))
     if key not in _SHARED:
-        _SHARED[key] = torch.compile(fn, dynamic=False, backend=backend)
+        kw = {"options": dict(options)} if options and backend == "inductor" else {}
+        _SHARED[key] = torch.compile(fn, dynamic=False, backend=backend, **kw)
     return _SHARED[key]
 
 

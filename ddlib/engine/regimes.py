@@ -17,7 +17,7 @@ import abc
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -48,14 +48,23 @@ def kd_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, T: float)
     return F.kl_div(logp, teacher_probs, reduction="batchmean") * T * T
 
 
+def _eager(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model(x)
+
+
 @torch.no_grad()
 def teacher_probs(teachers: Sequence[nn.Module], x: torch.Tensor, T: float,
-                  batch: int = 1024) -> torch.Tensor:
-    """Mean over ``teachers`` of softmax(logits / T) for inputs x (N, C, H, W) -> (N, K)."""
+                  batch: int = 1024, forward: Optional[Callable] = None) -> torch.Tensor:
+    """Mean over ``teachers`` of softmax(logits / T) for inputs x (N, C, H, W) -> (N, K).
+
+    ``forward(teacher, x) -> logits`` runs each pass (default: eager ``teacher(x)``;
+    a fit passes :class:`ddlib.engine.inference.Forward`, compiled where its step is).
+    """
+    forward = forward or _eager
     out = []
     for i in range(0, len(x), batch):
         xb = x[i:i + batch]
-        out.append(torch.stack([F.softmax(t(xb).float() / T, dim=1) for t in teachers]).mean(0))
+        out.append(torch.stack([F.softmax(forward(t, xb).float() / T, dim=1) for t in teachers]).mean(0))
     return torch.cat(out)
 
 
@@ -91,12 +100,15 @@ class FitPlan:
         strategy: DSA augmentation strategy of the run ("" = none).
         batch_size: samples per step.
         cache: ``(store, set_key)`` for artifacts derived from the set, or None.
+        teacher_forward: ``forward(teacher, x) -> logits`` for the online teachers' passes
+            (:class:`ddlib.engine.inference.Forward`), or None (eager).
     """
 
     samples: int = 0
     strategy: str = ""
     batch_size: int = 256
     cache: Any = None
+    teacher_forward: Optional[Callable] = None
 
 
 class Regime(abc.ABC):
@@ -210,7 +222,8 @@ class OnlineKD(Regime):
         return 1
 
     def loss(self, logits, views, idx):
-        return kd_loss(logits, teacher_probs(self.teachers, views, self.T), self.T)
+        return kd_loss(logits, teacher_probs(self.teachers, views, self.T, forward=self.plan.teacher_forward),
+                       self.T)
 
 
 @REGIMES.register("mt", hparams=(TEMPERATURE_HP, N_TEACHERS_HP))

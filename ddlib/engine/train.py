@@ -22,6 +22,7 @@ from ddlib.core.seeding import generator
 from ddlib.engine import augment as aug
 from ddlib.engine import distributed
 from ddlib.engine.fastpath import Engine, Stepper, eval_batch, plan_step
+from ddlib.engine.inference import EAGER, Forward
 from ddlib.engine.regimes import FitPlan, Regime
 
 
@@ -131,8 +132,13 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
     device = images.device
     strategy = aug.resolve(protocol.augment if augment is None else augment)
     samples = budget_samples(budget, pool_size)
+    eng = Engine.of(engine)
+    plan = None if dist is not None else plan_step(model, tuple(images.shape[1:]), protocol.batch_size, samples,
+                                                   device, eng)
+    # the online teachers' passes run compiled where the student's step is, on its slices
+    teacher_forward = Forward(plan.micro_batch or protocol.batch_size, eng) if plan and plan.compiled else None
     regime.prepare(images, labels, teachers, protocol.temperature,
-                   plan=FitPlan(samples, strategy, protocol.batch_size, cache))
+                   plan=FitPlan(samples, strategy, protocol.batch_size, cache, teacher_forward))
     sizes = batch_sizes(samples, protocol.batch_size)
     n_steps = len(sizes)  # the schedule's length, whatever the stop
     if stop_at < 1.0:
@@ -146,8 +152,6 @@ def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, regime:
     if dist is not None:
         net = distributed.wrap(model, dist)
     else:
-        eng = Engine.of(engine)
-        plan = plan_step(model, tuple(images.shape[1:]), protocol.batch_size, samples, device, eng)
         if plan.channels_last:  # in place, before the optimiser's state exists: the parameters keep their identity
             model.to(memory_format=torch.channels_last)
         stepper = Stepper(model, plan, protocol.batch_size, eng)
@@ -204,18 +208,29 @@ def fit_schedule(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: Optional[int] = None) -> float:
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: Optional[int] = None,
+             forward: Optional[Forward] = None) -> float:
     """Top-1 accuracy (fraction in [0, 1]) of ``model`` on (x (N, C, H, W), y (N,)) in eval mode.
 
     ``batch``: images per forward; default :func:`ddlib.engine.fastpath.eval_batch`
-    (cache-sized slices on CPU).
+    (cache-sized slices on CPU).  ``forward``: runs each pass (default eager;
+    :func:`eval_forward` compiles them where the fit was compiled).
     """
     model.eval()
     batch = batch or eval_batch(model, tuple(x.shape[1:]), x.device)
+    forward = forward or EAGER
     correct = 0
     for i in range(0, len(x), batch):
-        correct += int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
+        correct += int((forward(model, x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
     return correct / max(len(x), 1)
+
+
+def eval_forward(model: nn.Module, x: torch.Tensor, engine: Optional[Engine]) -> Forward:
+    """How :func:`evaluate` runs ``model`` on images like ``x``: its slices compiled under a compiled
+    ``engine`` (a group of fits that compiled their steps), else eager."""
+    if engine is None or engine.mode != "compiled" or engine.compile_failed:
+        return EAGER
+    return Forward(eval_batch(model, tuple(x.shape[1:]), x.device), engine)
 
 
 def predict_logits(model: nn.Module, x: torch.Tensor, batch: Optional[int] = None) -> torch.Tensor:

@@ -28,10 +28,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ddlib.core.config import RunConfig
 from ddlib.core.seeding import pick_device
 from ddlib.core.store import Store
-from ddlib.engine.batched import can_batch, fit_many, fit_threads
+from ddlib.engine.batched import can_batch, fit_many, fit_threads, map_threads
 from ddlib.engine.fastpath import Engine, group_engine, per_sample, profile
 from ddlib.engine.regimes import module_hash
-from ddlib.engine.train import budget_samples
+from ddlib.engine.train import budget_samples, eval_forward, evaluate
 from ddlib.run import runner
 from ddlib.run.runner import RunPlan, validate
 from ddlib.run.settings import Settings, resolve
@@ -121,9 +121,23 @@ def _train_threads(cfgs: Sequence[RunConfig], store: Store, quiet: bool, setting
         log.info("%s", p.describe())
     with store.worklog.work("train", runs=len(plans)):
         results = fit_threads(jobs)
-    for p, res in zip(plans, results):
-        runner.finish(p, res)
+    scores = map_threads(_accuracy, _eval_jobs(plans, jobs))  # side by side too
+    for p, res, acc in zip(plans, results, scores):
+        runner.finish(p, res, acc)
     return len(plans), shared
+
+
+def _eval_jobs(plans: Sequence[RunPlan], jobs: Sequence) -> List[tuple]:
+    """(plan, forward) per trained student: compiled evaluation passes where its fit shared a compiled engine."""
+    return [(p, eval_forward(p.model, p.split.test_x, j.engine if isinstance(j.engine, Engine) else None))
+            for p, j in zip(plans, jobs)]
+
+
+def _accuracy(job: tuple) -> Tuple[float, float]:
+    """(test, val) accuracy of a trained plan's student (:func:`ddlib.run.runner.finish`'s columns)."""
+    p, forward = job
+    return (evaluate(p.model, p.split.test_x, p.split.test_y, forward=forward),
+            evaluate(p.model, p.split.val_x, p.split.val_y, forward=forward))
 
 
 def _train_and_store(cfgs: Sequence[RunConfig], store: Store, quiet: bool, settings: Settings) -> int:

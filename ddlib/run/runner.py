@@ -225,8 +225,15 @@ def fit_plan(plan: RunPlan) -> FitResult:
         return fit(a.model, a.images, a.labels, dist=plan.dist, **a.options())
 
 
-def finish(plan: RunPlan, res: FitResult) -> Dict:
-    """Plan + fit result -> the stored row: test and val accuracy, costs, provenance."""
+def finish(plan: RunPlan, res: FitResult, accuracy: Optional[Tuple[float, float]] = None) -> Dict:
+    """Plan + fit result -> the stored row: test and val accuracy, costs, provenance.
+
+    ``accuracy``: the trained student's (test, val) accuracy when the caller has evaluated it
+    (:func:`ddlib.run.many.run_many` evaluates a chunk side by side); else evaluated here.
+    """
+    if accuracy is None:
+        accuracy = (evaluate(plan.model, plan.split.test_x, plan.split.test_y),
+                    evaluate(plan.model, plan.split.val_x, plan.split.val_y))
     r, regime, images = plan.r, plan.regime, plan.images
     m = plan.split.meta
     cost = plan.cost + regime.label_cost(len(images), res.samples_seen)  # the relabel is construction
@@ -234,8 +241,7 @@ def finish(plan: RunPlan, res: FitResult) -> Dict:
         "key": plan.key, "dataset": r.dataset, "method": r.method, "family": method_family(r.method),
         "ipc": r.ipc, "regime": r.regime, "budget": r.budget, "seed": r.seed, "profile": r.profile,
         "model": r.model, "protocol": r.protocol,
-        "accuracy": evaluate(plan.model, plan.split.test_x, plan.split.test_y),
-        "val_accuracy": evaluate(plan.model, plan.split.val_x, plan.split.val_y),
+        "accuracy": accuracy[0], "val_accuracy": accuracy[1],
         "steps": res.steps, "samples_seen": res.samples_seen, "train_seconds": res.seconds,
         "build_seconds": cost.seconds, "build_peak_mem_mb": cost.peak_mem_mb, "build_fwd": cost.fwd,
         "build_bwd": cost.bwd,

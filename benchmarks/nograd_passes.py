@@ -1,0 +1,180 @@
+"""Passes without gradient in the default book: teacher labels, evaluation and chapter 8's MTT objective.
+
+Run from the repository root::
+
+    python benchmarks/nograd_passes.py            # -> benchmarks/results/nograd_passes.json, ~3 min
+
+Each comparison is timed in interleaved rounds in one process (compare ratios, not
+seconds), on the `default` profile's data and networks (Fashion-MNIST, 28 px,
+ConvNet-3-32 with instance norm), after one untimed call of each side (the compiled
+side's compilation is paid there, once per process, as in a book chapter):
+
+* ``kd_fit``: a `default` student's SL+KD and multi-teacher fit (100 steps of 128 views of
+  100 images, one intra-op thread as a grid's concurrent fits run, the compiled step the
+  book's grids share) with the teachers' passes eager (before) against
+  :class:`ddlib.engine.inference.Forward` on the step's slices (now); the teachers are
+  fresh networks of the profile's teacher architecture (their values do not change the work).
+* ``evaluation``: a stored run's evaluation (2,000 test and 1,000 validation images)
+  eager with the machine's threads after the chunk (before) against compiled passes
+  on one thread per run, two runs side by side (now: :func:`ddlib.run.many.run_many`);
+  seconds per run.
+* ``mtt_objective``: chapter 8's MTT objective of one IPC-10 set (3 step sizes x 2 expert
+  segments x 5 steps) with its unrolls one after another (before) against side by side
+  on one thread each (now); same value within 1e-5 (asserted).
+
+``ratio`` = before seconds / now seconds (> 1: faster now).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+OUT = ROOT / "benchmarks" / "results" / "nograd_passes.json"
+
+
+def _pair(before, now, rounds: int, per: int = 1) -> dict:
+    """Interleave ``before`` and ``now`` (each called once untimed first); medians (s / per) and their ratio."""
+    before(), now()
+    a, b = [], []
+    for _ in range(rounds):
+        for fn, acc in ((before, a), (now, b)):
+            t = time.perf_counter()
+            fn()
+            acc.append((time.perf_counter() - t) / per)
+    ma, mb = statistics.median(a), statistics.median(b)
+    return {"before_s": round(ma, 4), "now_s": round(mb, 4), "ratio": round(ma / mb, 3)}
+
+
+def bench_kd(split, prof, rounds):
+    import torch
+
+    from ddlib.core.config import PROTOCOLS
+    from ddlib.engine import augment as aug
+    from ddlib.engine import train as tr
+    from ddlib.engine.fastpath import Engine
+    from ddlib.engine.models import create_model
+    from ddlib.engine.regimes import create_regime
+
+    m, proto = split.meta, PROTOCOLS.get(prof.protocol)
+    teachers = [create_model(prof.teacher_model, m.num_classes, m.in_chans, m.img_size, seed=s).eval()
+                for s in (11, 12)]
+    for t in teachers:
+        for p in t.parameters():
+            p.requires_grad_(False)
+    engine = Engine("compiled")  # what group_engine gives a default grid
+    real = tr.Forward
+
+    def fit(regime, compiled_teachers):
+        tr.Forward = real if compiled_teachers else (lambda rows, eng: None)
+        try:
+            net = create_model(prof.model, m.num_classes, m.in_chans, m.img_size, seed=0)
+            return tr.fit(net, split.train_x[:100], split.train_y[:100], regime=create_regime(regime),
+                          teachers=teachers[:prof.n_teachers if regime == "mt" else 1], budget=prof.budgets[0],
+                          pool_size=len(split.train_y), protocol=proto, seed=0,
+                          augment=aug.resolve(proto.augment, m.name), engine=engine)
+        finally:
+            tr.Forward = real
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return {regime: _pair(lambda r=regime: fit(r, False), lambda r=regime: fit(r, True), rounds)
+                for regime in ("slkd", "mt")}
+    finally:
+        torch.set_num_threads(threads)
+
+
+def bench_eval(split, prof, rounds, runs=4):
+    from ddlib.engine.batched import map_threads
+    from ddlib.engine.fastpath import Engine
+    from ddlib.engine.models import create_model
+    from ddlib.engine.train import eval_forward, evaluate
+
+    m = split.meta
+    nets = [create_model(prof.model, m.num_classes, m.in_chans, m.img_size, seed=s) for s in range(runs)]
+    fwd = eval_forward(nets[0], split.test_x, Engine("compiled"))
+
+    def both(net, forward=None):
+        return (evaluate(net, split.test_x, split.test_y, forward=forward),
+                evaluate(net, split.val_x, split.val_y, forward=forward))
+
+    before = lambda: [both(n) for n in nets]  # noqa: E731
+    now = lambda: map_threads(lambda n: both(n, fwd), nets)  # noqa: E731
+    assert before() == now()
+    return {**_pair(before, now, rounds, per=runs), "runs": runs, "images": len(split.test_x) + len(split.val_x),
+            "slice": fwd.rows}
+
+
+def bench_mtt_objective(split, prof, rounds):
+    import torch
+
+    import ddlib.methods.objectives as obj
+    from ddlib.core.cost import Meter
+    from ddlib.core.store import Store
+    from ddlib.methods.context import Context
+
+    g = torch.Generator().manual_seed(0)
+    idx = torch.cat([torch.nonzero(split.train_y == c).flatten()[torch.randperm(200, generator=g)[:10]]
+                     for c in range(split.num_classes)])
+    x, y = split.train_x[idx], split.train_y[idx]
+    real = obj.map_threads
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = Context(prof, Store(Path(tmp) / "store"), Meter(), True, seed=0)
+        cache = obj.ReferenceCache()
+
+        def score(side_by_side):
+            obj.map_threads = real if side_by_side else (lambda fn, items: [fn(i) for i in items])
+            try:
+                return obj.mtt_objective(split, x, y, seed=0, ctx=ctx, cache=cache)
+            finally:
+                obj.map_threads = real
+
+        v0, v1 = score(False), score(True)  # the first call trains and caches the experts
+        assert abs(v0 - v1) <= 1e-5 * abs(v0), (v0, v1)
+        return {**_pair(lambda: score(False), lambda: score(True), rounds), "value": round(v1, 6)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", default=str(OUT))
+    a = ap.parse_args(argv)
+    import torch
+
+    from ddlib import __version__
+    from ddlib.core.config import PROFILES
+    from ddlib.data import load
+    from ddlib.run.book import machine
+
+    prof = PROFILES.get("default")
+    split = load(prof.dataset, "default")
+    load0 = os.getloadavg()
+    rec = {
+        "benchmark": "nograd_passes", "profile": "default", "rounds": a.rounds,
+        "kd_fit": bench_kd(split, prof, a.rounds),
+        "evaluation": bench_eval(split, prof, a.rounds),
+        "mtt_objective": bench_mtt_objective(split, prof, a.rounds),
+        "load_avg_start": [round(v, 2) for v in load0],
+        "load_avg_end": [round(v, 2) for v in os.getloadavg()],
+        "machine": machine(), "device": "cpu", "torch": torch.__version__, "ddlib": __version__,
+        "threads": torch.get_num_threads(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    Path(a.out).write_text(json.dumps(rec, indent=2) + "\n")
+    print(json.dumps({k: rec[k] for k in ("kd_fit", "evaluation", "mtt_objective")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Passes without gradient in the default book: teacher labels, evaluation and chapter 8's MTT objective.
+"""Passes without gradient in the default book: SL+KD teacher labels and evaluation, compiled.
 
 Run from the repository root::
 
@@ -18,9 +18,6 @@ side's compilation is paid there, once per process, as in a book chapter):
   eager with the machine's threads after the chunk (before) against compiled passes
   on one thread per run, two runs side by side (now: :func:`ddlib.run.many.run_many`);
   seconds per run.
-* ``mtt_objective``: chapter 8's MTT objective of one IPC-10 set (3 step sizes x 2 expert
-  segments x 5 steps) with its unrolls one after another (before) against side by side
-  on one thread each (now); same value within 1e-5 (asserted).
 
 ``ratio`` = before seconds / now seconds (> 1: faster now).
 """
@@ -32,7 +29,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -116,35 +112,6 @@ def bench_eval(split, prof, rounds, runs=4):
             "slice": fwd.rows}
 
 
-def bench_mtt_objective(split, prof, rounds):
-    import torch
-
-    import ddlib.methods.objectives as obj
-    from ddlib.core.cost import Meter
-    from ddlib.core.store import Store
-    from ddlib.methods.context import Context
-
-    g = torch.Generator().manual_seed(0)
-    idx = torch.cat([torch.nonzero(split.train_y == c).flatten()[torch.randperm(200, generator=g)[:10]]
-                     for c in range(split.num_classes)])
-    x, y = split.train_x[idx], split.train_y[idx]
-    real = obj.map_threads
-    with tempfile.TemporaryDirectory() as tmp:
-        ctx = Context(prof, Store(Path(tmp) / "store"), Meter(), True, seed=0)
-        cache = obj.ReferenceCache()
-
-        def score(side_by_side):
-            obj.map_threads = real if side_by_side else (lambda fn, items: [fn(i) for i in items])
-            try:
-                return obj.mtt_objective(split, x, y, seed=0, ctx=ctx, cache=cache)
-            finally:
-                obj.map_threads = real
-
-        v0, v1 = score(False), score(True)  # the first call trains and caches the experts
-        assert abs(v0 - v1) <= 1e-5 * abs(v0), (v0, v1)
-        return {**_pair(lambda: score(False), lambda: score(True), rounds), "value": round(v1, 6)}
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -164,7 +131,6 @@ def main(argv=None) -> int:
         "benchmark": "nograd_passes", "profile": "default", "rounds": a.rounds,
         "kd_fit": bench_kd(split, prof, a.rounds),
         "evaluation": bench_eval(split, prof, a.rounds),
-        "mtt_objective": bench_mtt_objective(split, prof, a.rounds),
         "load_avg_start": [round(v, 2) for v in load0],
         "load_avg_end": [round(v, 2) for v in os.getloadavg()],
         "machine": machine(), "device": "cpu", "torch": torch.__version__, "ddlib": __version__,
@@ -172,7 +138,7 @@ def main(argv=None) -> int:
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     Path(a.out).write_text(json.dumps(rec, indent=2) + "\n")
-    print(json.dumps({k: rec[k] for k in ("kd_fit", "evaluation", "mtt_objective")}, indent=1))
+    print(json.dumps({k: rec[k] for k in ("kd_fit", "evaluation")}, indent=1))
     return 0
 
 

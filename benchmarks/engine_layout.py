@@ -29,7 +29,6 @@ noisy: compare ratios, not seconds), on the `default` profile's data (Fashion-MN
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
 import statistics
@@ -40,6 +39,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import provenance  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "engine_layout.json"
 
@@ -215,11 +217,7 @@ def main(argv=None) -> int:
     ap.add_argument("--teacher-epochs", type=float, default=6.0)
     ap.add_argument("--out", default=str(OUT))
     a = ap.parse_args(argv)
-    import torch
-
-    from ddlib import __version__
     from ddlib.data import load
-    from ddlib.run.book import machine
 
     split = load("fashion_mnist", "default")
     load0 = os.getloadavg()
@@ -231,11 +229,7 @@ def main(argv=None) -> int:
         "teacher": bench_teacher(split, a.teacher_epochs, a.rounds),
         "cim_step": bench_cim(a.rounds),
         "dm_real": bench_dm_real(split, a.rounds),
-        "load_avg_start": [round(v, 2) for v in load0],
-        "load_avg_end": [round(v, 2) for v in os.getloadavg()],
-        "machine": machine(), "device": "cpu", "torch": torch.__version__, "ddlib": __version__,
-        "threads": torch.get_num_threads(),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **provenance(load0),
     }
     Path(a.out).write_text(json.dumps(rec, indent=2) + "\n")
     print(json.dumps({k: v for k, v in rec.items() if k in ("eval", "channels_last", "teacher", "cim_step", "dm_real")},

@@ -24,7 +24,6 @@ side's compilation is paid there, once per process, as in a book chapter):
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
 import statistics
@@ -35,6 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import provenance  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "nograd_passes.json"
 
@@ -117,12 +119,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", default=str(OUT))
     a = ap.parse_args(argv)
-    import torch
-
-    from ddlib import __version__
     from ddlib.core.config import PROFILES
     from ddlib.data import load
-    from ddlib.run.book import machine
 
     prof = PROFILES.get("default")
     split = load(prof.dataset, "default")
@@ -131,11 +129,7 @@ def main(argv=None) -> int:
         "benchmark": "nograd_passes", "profile": "default", "rounds": a.rounds,
         "kd_fit": bench_kd(split, prof, a.rounds),
         "evaluation": bench_eval(split, prof, a.rounds),
-        "load_avg_start": [round(v, 2) for v in load0],
-        "load_avg_end": [round(v, 2) for v in os.getloadavg()],
-        "machine": machine(), "device": "cpu", "torch": torch.__version__, "ddlib": __version__,
-        "threads": torch.get_num_threads(),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **provenance(load0),
     }
     Path(a.out).write_text(json.dumps(rec, indent=2) + "\n")
     print(json.dumps({k: rec[k] for k in ("kd_fit", "evaluation")}, indent=1))

@@ -109,14 +109,6 @@ def test_mtt_objective_is_one_without_a_step_and_the_best_of_its_step_sizes(toy,
     assert each[0] != each[1]
 
 
-def test_mtt_objective_unrolls_side_by_side_as_one_after_another(toy, ctx, monkeypatch):
-    """The (step size, segment) unrolls run on threads; one after another they give the same value."""
-    x, y = _subset(toy, 5)
-    side = obj.mtt_objective(toy, x, y, seed=0, ctx=ctx)
-    monkeypatch.setattr(obj, "map_threads", lambda fn, items: [fn(i) for i in items])
-    assert obj.mtt_objective(toy, x, y, seed=0, ctx=ctx) == pytest.approx(side, rel=1e-5)
-
-
 def test_mtt_objective_reuses_the_distillers_cached_experts(toy, ctx):
     x, y = _subset(toy, 1)
     obj.mtt_objective(toy, x, y, seed=0, ctx=ctx)

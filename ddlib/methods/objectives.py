@@ -41,9 +41,8 @@ defined on class-conditional sets).
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +53,6 @@ from ddlib.core.cost import Meter
 from ddlib.core.registry import Registry
 from ddlib.core.seeding import generator, stream_seed
 from ddlib.engine import augment as aug
-from ddlib.engine.batched import map_threads
 from ddlib.engine.models import MODELS, create_model
 from ddlib.methods.context import Context
 from ddlib.methods.distill.dc import BN_PER_CLASS, _class_grads, _freeze_batchnorm, gradient_distance
@@ -245,30 +243,24 @@ def mtt_objective(train, images, labels, *, seed: int, ctx: Context, arch: str =
     device = train.train_x.device
     net = cache.get(("mtt-net", arch, _data_key(train)), lambda: _net(arch, train, 0).train())
     x, y = images.to(device), hard_labels(labels).to(device)
-
-    def segment(job: Tuple[float, int]) -> float:
-        lr, j = job
-        e, t = pairs[j]
-        own = copy.deepcopy(net)  # functional_call swaps a module's parameters: one network per thread
-        start, target = trajs[e, t].to(device), trajs[e, t + m_ep].to(device)
-        g_aug = generator(seed, f"dcs-mtt-aug-{e}-{t}")
-        theta = start.clone()
-        for _ in range(d["syn_steps"]):
-            xb = aug.augment(x, strategy, g_aug) if strategy else x
-            with torch.enable_grad():
-                th = theta.requires_grad_(True)
-                ce = F.cross_entropy(functional_call(own, unflatten(own, th), (xb,)), y)
-                grad = torch.autograd.grad(ce, th)[0]
-            theta = (theta - lr * grad).detach()
-        return float(trajectory_loss(theta, start, target))
-
-    grid = list(lrs or [EXPERT_LR * f for f in MTT_LR_FACTORS])
-    jobs = [(lr, j) for lr in grid for j in order]
-    # the (alpha, segment) unrolls are independent: on a CPU side by side, one intra-op thread each
-    # (small ConvNet steps leave two threads half idle); each unroll's value is the same computation
-    values = map_threads(segment, jobs) if device.type == "cpu" else [segment(job) for job in jobs]
-    per_lr = [values[i * len(order):(i + 1) * len(order)] for i in range(len(grid))]
-    return min(sum(v) / len(order) for v in per_lr)
+    best = float("inf")
+    for lr in (lrs or [EXPERT_LR * f for f in MTT_LR_FACTORS]):
+        total = 0.0
+        for j in order:
+            e, t = pairs[j]
+            start, target = trajs[e, t].to(device), trajs[e, t + m_ep].to(device)
+            g_aug = generator(seed, f"dcs-mtt-aug-{e}-{t}")
+            theta = start.clone()
+            for _ in range(d["syn_steps"]):
+                xb = aug.augment(x, strategy, g_aug) if strategy else x
+                with torch.enable_grad():
+                    th = theta.requires_grad_(True)
+                    ce = F.cross_entropy(functional_call(net, unflatten(net, th), (xb,)), y)
+                    grad = torch.autograd.grad(ce, th)[0]
+                theta = (theta - lr * grad).detach()
+            total += float(trajectory_loss(theta, start, target))
+        best = min(best, total / len(order))
+    return best
 
 
 @register("sre2l")

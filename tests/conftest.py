@@ -46,7 +46,7 @@ KIND_BY_TEST = {
 # "file::function" of unit tests too slow for `make check` (from `pytest -m unit --durations=0`)
 # Measured 2026-11-30 (CPU seconds of the whole unit set: 656; these 16 take 530).
 SLOW = frozenset({
-    "test_perf_equivalence.py::test_study_threads_mix_regimes_and_budgets_in_chunks",
+    "test_perf_equivalence.py::test_study_threads_mix_regimes_and_budgets",
     "test_dc.py::test_matching_beats_no_update_on_the_same_networks",
     "test_dd.py::test_fixed_init_beats_random_real_images_trained_the_same_way",
     "test_dc.py::test_dc_loss_decreases",

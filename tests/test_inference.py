@@ -89,3 +89,39 @@ def test_map_threads_keeps_order_and_restores_the_thread_count():
     out = map_threads(lambda i: (seen.append(torch.get_num_threads()), i * i)[1], list(range(6)), workers=2)
     assert out == [i * i for i in range(6)] and set(seen) == {1}
     assert torch.get_num_threads() == before
+
+
+def test_stream_threads_yields_every_item_once_and_the_odd_one_alone():
+    from ddlib.engine.batched import stream_threads
+    threads = torch.get_num_threads()
+    seen = []
+    out = list(stream_threads(lambda i: (seen.append((i, torch.get_num_threads())), i * i)[1], list(range(5)),
+                              workers=2))
+    assert sorted((i, r) for i, r, _ in out) == [(i, i * i) for i in range(5)]
+    assert out[0] == (4, 16, 1) and seen[0] == (4, threads)  # the odd one out first, with every thread
+    assert {w for _, _, w in out[1:]} == {2} and {t for i, t in seen[1:]} == {1}
+    assert torch.get_num_threads() == threads
+
+
+def test_stream_threads_keeps_what_ended_before_a_failure():
+    """A running item still ends and is yielded after another raised; then the exception is raised."""
+    import threading
+
+    from ddlib.engine.batched import stream_threads
+    threads = torch.get_num_threads()
+    started, failed, got = threading.Event(), threading.Event(), []
+
+    def fn(i):
+        if i == 1:
+            started.set()
+            assert failed.wait(10)  # item 0 fails while item 1 runs; item 1 still ends and is kept
+            return "one"
+        assert started.wait(10)
+        failed.set()
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        for i, r, _ in stream_threads(fn, [0, 1], workers=2):
+            got.append((i, r))
+    assert got == [(1, "one")]
+    assert torch.get_num_threads() == threads

@@ -100,9 +100,12 @@ def test_study_batched_seeds_same_rows(tmp_path, monkeypatch, cpu_threads):
     s = Study.from_params("smoke", methods=["random"], ipcs=[10], regimes=["hl"], budgets=[0.4],
                           seeds=[0, 1, 2])
     one = s.run(Store(tmp_path / "one"), quiet=True, batch_seeds=False).sort_values("seed")
+    pooled, real = [], ddlib.run.many._fit_and_score
+    monkeypatch.setattr(ddlib.run.many, "_fit_and_score", lambda job: pooled.append(job[0].r.seed) or real(job))
     many = s.run(Store(tmp_path / "many"), quiet=True, batch_seeds=True).sort_values("seed")
-    # the batched path really ran: one group, so every row carries the group's time / 3
-    assert many["train_seconds"].nunique() == 1
+    # the batched path really ran: fit_many's one group carries the group's time / 3 on every row;
+    # the CPU threads' pool trained every run
+    assert many["train_seconds"].nunique() == 1 if not cpu_threads else sorted(pooled) == [0, 1, 2]
     assert one["train_seconds"].nunique() == 3
     assert list(one["key"]) == list(many["key"])
     for col in ("steps", "samples_seen", "label_bytes"):
@@ -144,18 +147,19 @@ def test_fit_threads_matches_fit(digits):
             assert torch.equal(q, p), f"{n}: max difference {(q - p).abs().max().item():.3g}"
 
 
-def test_study_threads_mix_regimes_and_budgets_in_chunks(tmp_path, monkeypatch):
-    """On CPU any missing runs train side by side, chunk by chunk; rows equal one-by-one runs."""
+def test_study_threads_mix_regimes_and_budgets(tmp_path, monkeypatch):
+    """On CPU any missing runs train side by side (regimes and budgets mixed in one pool, and an odd
+    one out alone on every thread); rows equal one-by-one runs."""
     import ddlib.run.many
     from ddlib.core.store import Store
     from ddlib.run.study import Study
 
-    monkeypatch.setattr(ddlib.run.many, "THREAD_CHUNK", 2)
-    s = Study.from_params("smoke", methods=["random"], ipcs=[10], regimes=["hl", "sl"], budgets=[0.2, 0.4],
+    s = Study.from_params("smoke", methods=["random"], ipcs=[10], regimes=["hl", "sl"], budgets=[0.2, 0.4, 0.3],
                           seeds=[0])
     one = s.run(Store(tmp_path / "one"), quiet=True, batch_seeds=False).sort_values("key")
     store = Store(tmp_path / "many")
-    assert ddlib.run.many.run_many(s.configs(), store) == 4  # every run, in 2 chunks of 2
+    # five of the six runs in one pool (with 2 workers the shortest trains first, alone); s.run the sixth
+    assert ddlib.run.many.run_many(s.configs()[:5], store) == 5
     many = s.run(store, quiet=True, batch_seeds=True).sort_values("key")
     assert list(one["key"]) == list(many["key"])
     for col in ("steps", "samples_seen", "label_bytes"):

@@ -67,9 +67,10 @@ def test_study_prepares_every_missing_run_once(tmp_path, fast_smoke, monkeypatch
     assert prepared == {"hl": 2, "slkd_stored": 2}  # each run prepared once: no second call
     assert sorted(keys.values()) == [1, 1, 1, 1] and set(keys) == {c.key() for c in s.configs()}
     assert "study: 4 computed, 0 reused" in caplog.text
-    # the seed pair of hl trained together: one group time; slkd_stored one by one
+    # the seed pair of hl trained together (fit_many: one group time; CPU threads: each fit's own share);
+    # slkd_stored one by one
     hl = df[df["regime"] == "hl"]
-    assert hl["train_seconds"].nunique() == 1
+    assert hl["train_seconds"].nunique() == 1 if not cpu_threads else (hl["train_seconds"] > 0).all()
     assert set(hl["engine"]) == {"vmap"} if not cpu_threads else "vmap" not in set(hl["engine"])
     caplog.clear()
     prepared.clear()
@@ -78,33 +79,31 @@ def test_study_prepares_every_missing_run_once(tmp_path, fast_smoke, monkeypatch
     assert not prepared and "study: 0 computed, 4 reused" in caplog.text
 
 
-def test_thread_chunks_take_longest_budgets_first(tmp_path, monkeypatch):
-    """On CPU, missing runs go in chunks of THREAD_CHUNK, longest budget first; stored runs are skipped."""
-    monkeypatch.setattr(ddlib.run.many, "THREAD_CHUNK", 2)
+def test_threads_take_every_missing_run_longest_budget_first(tmp_path, monkeypatch):
+    """On CPU, the missing runs go to one streamed pool, longest budget first; duplicates count once and
+    stored runs are skipped."""
     monkeypatch.setattr(ddlib.run.many, "CPU_THREADS", True)
     monkeypatch.setattr(ddlib.run.many, "pick_device", lambda *a: torch.device("cpu"))
-    chunks = []
+    calls = []
     monkeypatch.setattr(ddlib.run.many, "_train_threads",
-                        lambda cfgs, store, quiet, settings, pending, shared:
-                        (chunks.append([c.budget for c in cfgs]), (len(cfgs), shared))[1])
+                        lambda cfgs, store, quiet, settings: calls.append([c.budget for c in cfgs]) or len(cfgs))
     s = Study.from_params("smoke", methods=["random"], ipcs=[10], regimes=["hl"], budgets=[0.2, 0.6, 0.4],
                           seeds=[0])
     store = Store(tmp_path / "h")
     assert ddlib.run.many.run_many(s.configs() + s.configs(), store) == 3  # duplicates count once
-    assert chunks == [[0.6, 0.4], [0.2]]
+    assert calls == [[0.6, 0.4, 0.2]]
 
 
 def test_a_grid_worth_compiling_shares_one_compiled_engine(tmp_path, monkeypatch):
-    """On CPU, the first chunk estimates the grid's sliced training work; past COMPILE_MIN_TFLOP (here
-    lowered to 0) every chunk's fits share one compiled Engine, and the rows say they ran compiled."""
+    """On CPU, past COMPILE_MIN_TFLOP of the grid's sliced training work (here lowered to 0) every fit
+    shares one compiled Engine, and the rows say they ran compiled."""
     import ddlib.engine.fastpath as fp
-    monkeypatch.setattr(ddlib.run.many, "THREAD_CHUNK", 2)
     monkeypatch.setattr(ddlib.run.many, "CPU_THREADS", True)
     monkeypatch.setattr(ddlib.run.many, "pick_device", lambda *a: torch.device("cpu"))
     monkeypatch.setattr(fp, "COMPILE_MIN_TFLOP", 0.0)
     engines = []
-    monkeypatch.setattr(ddlib.run.many, "fit_threads", lambda jobs: engines.extend(j.engine for j in jobs) or [
-        ddlib.engine.train.FitResult(1, 1, 0.0, 0.0, "compiled/mb32") for _ in jobs])
+    monkeypatch.setattr(ddlib.run.many, "_fit_and_score", lambda job: engines.append(job[1].engine) or (
+        ddlib.engine.train.FitResult(1, 1, 0.0, 0.0, "compiled/mb32"), (0.5, 0.5)))
     monkeypatch.setattr(ddlib.run.many.runner, "finish", lambda plan, res, acc=None: None)
     s = Study.from_params("smoke", methods=["random"], ipcs=[10], regimes=["hl"], budgets=[0.2], seeds=[0, 1, 2])
     assert ddlib.run.many.run_many(s.configs(), Store(tmp_path / "h")) == 3

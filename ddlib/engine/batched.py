@@ -27,9 +27,9 @@ convolutions sum in another order).
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -185,4 +185,52 @@ def map_threads(fn: Callable[[Any], Any], items: Sequence[Any], workers: Optiona
         with ThreadPoolExecutor(workers or threads) as ex:
             return list(ex.map(fn, items))
     finally:
+        torch.set_num_threads(threads)
+
+
+def stream_threads(fn: Callable[[Any], Any], items: Sequence[Any],
+                   workers: Optional[int] = None) -> Iterator[Tuple[int, Any, int]]:
+    """``(index, fn(item), side_by_side)`` for every item, each as soon as it is done.
+
+    The items run on ``workers`` concurrent Python threads with one intra-op thread each
+    (default: the intra-op thread count; restored after), taken in order as a thread
+    frees up, so no item waits for a whole round of others (:func:`map_threads`' callers
+    wait for its slowest).  The last ``len(items) % workers`` items (the shortest, when
+    the caller orders longest first) run before the others, one at a time with every
+    intra-op thread: alone on one thread at the end they would leave the other cores
+    idle.  ``side_by_side`` is how many items ran concurrently, itself included (1 for those).
+
+    When an item raises, the items not yet started are cancelled, the running ones are
+    still yielded as they end (their caller keeps what they computed), then the first
+    exception is raised.
+    """
+    threads = torch.get_num_threads()
+    workers = max(1, min(workers or threads, len(items) or 1))
+    lone = len(items) % workers if workers > 1 else len(items)
+    for i in range(len(items) - lone, len(items)):
+        yield i, fn(items[i]), 1
+    rest = range(len(items) - lone)
+    if not rest:
+        return
+    torch.set_num_threads(1)
+    ex = ThreadPoolExecutor(workers)
+    try:
+        futures = {ex.submit(fn, items[i]): i for i in rest}
+        pending, error = set(futures), None
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in sorted(done, key=futures.get):
+                if f.cancelled():
+                    continue
+                if f.exception() is not None:
+                    if error is None:
+                        error = f.exception()
+                        for g in pending:
+                            g.cancel()
+                    continue
+                yield futures[f], f.result(), workers
+        if error is not None:
+            raise error
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
         torch.set_num_threads(threads)

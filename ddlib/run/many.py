@@ -5,16 +5,21 @@ Each run goes through :func:`ddlib.run.runner.prepare` and
 only the fits in between run side by side, with the engine's multi-model fits
 (:mod:`ddlib.engine.batched`):
 
-* on CPU (:data:`CPU_THREADS`) any runs train as concurrent single-threaded
-  fits (:func:`ddlib.engine.batched.fit_threads`), longest budgets first and
-  :data:`THREAD_CHUNK` at a time, so the store is written after every chunk;
-  under ``auto``, when the grid's sliced training work repays a compilation
+* on CPU (:data:`CPU_THREADS`) every missing run is prepared first (sets built,
+  teachers trained, with every core), then the fits stream through concurrent
+  single-threaded workers, longest budgets first
+  (:func:`ddlib.engine.batched.stream_threads`); each student is evaluated by its
+  worker and stored as soon as it is done, so an interrupted grid keeps every
+  finished run, and no worker waits for a round's slowest fit.  Under ``auto``,
+  when the grid's sliced training work repays a compilation
   (:func:`ddlib.engine.fastpath.group_engine`), its fits share one compiled engine;
 * elsewhere, groups of >= 2 runs sharing every field but ``seed`` train as one
   :func:`ddlib.engine.batched.fit_many`.
 
 Each stored row means what it means for a one-by-one run, except
-``train_seconds``: the group's training wall time divided by its size.  Runs
+``train_seconds``: on CPU the fit's wall time divided by the number of fits it
+ran side by side with (itself included), for ``fit_many`` the group's training
+wall time divided by its size.  Runs
 that cannot train together (regimes outside :data:`BATCHED_REGIMES`; learnt
 lr schedules, batch norm or different teachers for ``fit_many``) are left to
 the caller's one-by-one loop.
@@ -25,13 +30,15 @@ import dataclasses
 import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from tqdm import tqdm
+
 from ddlib.core.config import RunConfig
 from ddlib.core.seeding import pick_device
 from ddlib.core.store import Store
-from ddlib.engine.batched import can_batch, fit_many, fit_threads, map_threads
+from ddlib.engine.batched import can_batch, fit_many, stream_threads
 from ddlib.engine.fastpath import Engine, group_engine, per_sample, profile
 from ddlib.engine.regimes import module_hash
-from ddlib.engine.train import budget_samples, eval_forward, evaluate
+from ddlib.engine.train import FitResult, budget_samples, eval_forward, evaluate, fit
 from ddlib.run import runner
 from ddlib.run.runner import RunPlan, validate
 from ddlib.run.settings import Settings, resolve
@@ -39,11 +46,9 @@ from ddlib.run.settings import Settings, resolve
 # regimes trained together here; slkd_stored (a relabel pass and its per-view
 # logits per run) keeps the one-by-one path, as before the prepare/finish split
 BATCHED_REGIMES = ("hl", "sl", "slkd", "mt")
-# on CPU, groups run as concurrent single-threaded fits (fit_many's grouped
+# on CPU, runs train as concurrent single-threaded fits (fit_many's grouped
 # convolutions are slower there: benchmarks/README.md)
 CPU_THREADS = True
-# runs trained side by side per chunk on CPU; the store is written after each chunk
-THREAD_CHUNK = 8
 
 log = logging.getLogger("ddlib")
 
@@ -64,12 +69,8 @@ def run_many(cfgs: Sequence[RunConfig], store: Store, *, quiet: bool = True,
             pending[key] = cfg
     todo = list(pending.values())
     if CPU_THREADS and pick_device(settings.device).type == "cpu":
-        todo.sort(key=lambda c: -c.budget)  # longest first: chunks of similar length
-        stored, shared = 0, None
-        for i in range(0, len(todo), THREAD_CHUNK):
-            n, shared = _train_threads(todo[i:i + THREAD_CHUNK], store, quiet, settings, len(todo) - i, shared)
-            stored += n
-        return stored
+        todo.sort(key=lambda c: -c.budget)  # longest first: the workers end at nearly the same time
+        return _train_threads(todo, store, quiet, settings)
     groups: Dict[str, List[RunConfig]] = {}
     for cfg in todo:
         groups.setdefault(dataclasses.replace(cfg, seed=0).key(), []).append(cfg)
@@ -100,44 +101,37 @@ def _sliced_work(plan: RunPlan) -> float:
     return 3 * profile(a.model, tuple(a.images.shape[1:]))[0] * budget_samples(a.budget, a.pool_size)
 
 
-def _train_threads(cfgs: Sequence[RunConfig], store: Store, quiet: bool, settings: Settings, pending: int,
-                   shared: Optional[Engine]) -> Tuple[int, Optional[Engine]]:
-    """One CPU chunk of :func:`run_many`: prepare, train side by side, finish; (runs stored, shared engine).
+def _train_threads(cfgs: Sequence[RunConfig], store: Store, quiet: bool, settings: Settings) -> int:
+    """The CPU path of :func:`run_many`: prepare every run, stream the fits side by side, finish each
+    as it ends; how many runs were stored.
 
-    ``pending``: runs left in the whole grid, this chunk's included.  The first chunk estimates
-    their sliced training work from its own plans; when that repays compiling
-    (:func:`ddlib.engine.fastpath.group_engine`) every later chunk's sliced fits share one
-    compiled engine (the row's ``engine`` says so)."""
+    When the runs' sliced training work repays compiling (:func:`ddlib.engine.fastpath.group_engine`)
+    their sliced fits share one compiled engine (the row's ``engine`` says so)."""
     batchable = [c for c in cfgs if validate(c).regime in BATCHED_REGIMES]
     if not batchable:
-        return 0, shared
+        return 0
     plans = [runner.prepare(c, store, quiet=quiet, settings=settings) for c in batchable]
-    if shared is None:
-        work = [_sliced_work(p) for p in plans]
-        shared = group_engine(settings.engine, sum(work) / len(work) * pending)
+    shared = group_engine(settings.engine, sum(_sliced_work(p) for p in plans))
     jobs = [dataclasses.replace(p.fit_args, engine=shared) if shared is not None and per_sample(p.fit_args.model)
             else p.fit_args for p in plans]
     for p in plans:
         log.info("%s", p.describe())
-    with store.worklog.work("train", runs=len(plans)):
-        results = fit_threads(jobs)
-    scores = map_threads(_accuracy, _eval_jobs(plans, jobs))  # side by side too
-    for p, res, acc in zip(plans, results, scores):
-        runner.finish(p, res, acc)
-    return len(plans), shared
+    with store.worklog.work("train", runs=len(plans)), tqdm(total=len(plans), desc="train", disable=quiet) as bar:
+        for i, (res, acc), side_by_side in stream_threads(_fit_and_score, list(zip(plans, jobs))):
+            res = FitResult(res.steps, res.samples_seen, res.seconds / side_by_side, res.final_loss, res.engine)
+            runner.finish(plans[i], res, acc)
+            bar.update()
+    return len(plans)
 
 
-def _eval_jobs(plans: Sequence[RunPlan], jobs: Sequence) -> List[tuple]:
-    """(plan, forward) per trained student: compiled evaluation passes where its fit shared a compiled engine."""
-    return [(p, eval_forward(p.model, p.split.test_x, j.engine if isinstance(j.engine, Engine) else None))
-            for p, j in zip(plans, jobs)]
-
-
-def _accuracy(job: tuple) -> Tuple[float, float]:
-    """(test, val) accuracy of a trained plan's student (:func:`ddlib.run.runner.finish`'s columns)."""
-    p, forward = job
-    return (evaluate(p.model, p.split.test_x, p.split.test_y, forward=forward),
-            evaluate(p.model, p.split.val_x, p.split.val_y, forward=forward))
+def _fit_and_score(job: tuple) -> Tuple[FitResult, Tuple[float, float]]:
+    """Train one prepared run's student (its fit arguments ``a``), then its (test, val) accuracy, with
+    compiled evaluation passes where the fit shared a compiled engine."""
+    p, a = job
+    res = fit(a.model, a.images, a.labels, **a.options())
+    forward = eval_forward(p.model, p.split.test_x, a.engine if isinstance(a.engine, Engine) else None)
+    return res, (evaluate(p.model, p.split.test_x, p.split.test_y, forward=forward),
+                 evaluate(p.model, p.split.val_x, p.split.val_y, forward=forward))
 
 
 def _train_and_store(cfgs: Sequence[RunConfig], store: Store, quiet: bool, settings: Settings) -> int:

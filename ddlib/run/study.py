@@ -87,10 +87,9 @@ class Study:
             batch_seeds: Optional[bool] = None) -> pd.DataFrame:
         """Run every missing grid point (reusing stored ones); the grid's rows as a frame.
 
-        ``batch_seeds``: train the missing runs that differ only in their seed
-        together (:func:`ddlib.run.many.run_many`; their ``train_seconds`` is the
-        group's time / its size).  Default: on CPU only, where concurrent
-        single-threaded runs pay (benchmarks/README.md); ``fit_many``, the
+        ``batch_seeds``: train the missing runs side by side (:func:`ddlib.run.many.run_many`,
+        whose docstring says what their ``train_seconds`` is).  Default: on CPU only, where
+        concurrent single-threaded runs pay (benchmarks/README.md); ``fit_many``, the
         CUDA path, is tested but its speed there not yet measured.
         """
         settings = Settings.from_env()  # the notebook boundary: the environment, read once
@@ -142,7 +141,14 @@ class Study:
 
 
 def run_all(studies: Sequence[Study], store: Optional[Store] = None, *, quiet: bool = False) -> pd.DataFrame:
-    """Run several studies (e.g. one per hyperparameter variant); their rows in one frame."""
+    """Run several studies (e.g. one per hyperparameter variant); their rows in one frame.
+
+    On CPU their missing runs train side by side as one :func:`~ddlib.run.many.run_many` (as
+    :meth:`Study.run` does for one study), so a small study's last fit does not run alone."""
+    settings = Settings.from_env()
+    store = store or settings.store()
+    if default_device(settings=settings).type == "cpu":
+        run_many([c for s in studies for c in s.configs()], store, settings=settings)
     return pd.concat([s.run(store, quiet=quiet) for s in studies], ignore_index=True)
 
 

@@ -8,6 +8,7 @@ import torch
 
 from ddlib.analysis import dcs
 from ddlib.chapters.dcs import DCSStudy
+from ddlib.chapters.studies import study
 from ddlib.core.cost import Meter
 from ddlib.core.registry import DDLibError
 from ddlib.core.seeding import generator, stream_seed
@@ -182,10 +183,17 @@ def test_score_sets_reads_stored_sets_and_caches_values(digits, home, monkeypatc
     pd.testing.assert_frame_equal(score_sets(frame, ["dm"], store=home), first)
 
 
-def test_dcs_study_scores_chapter_three_sets_plus_random_subsets():
-    s = DCSStudy.from_params(profile="smoke")
-    main, extra = s.sets
-    assert main.regimes == extra.regimes == ("hl",) and main.budgets == extra.budgets
-    assert main.ipcs == extra.ipcs and not set(main.seeds) & set(extra.seeds)
+@pytest.mark.parametrize("profile", ["smoke", "default", "paper"])
+def test_dcs_study_scores_chapter_three_and_two_sets_plus_random_subsets(profile):
+    s = DCSStudy.from_params(profile=profile)
+    main, scored, extra = s.sets
+    assert main.regimes == scored.regimes == extra.regimes == ("hl",)
+    assert main.budgets == scored.budgets == extra.budgets and len(main.budgets) == 1
+    assert main.ipcs == scored.ipcs == extra.ipcs and main.seeds == scored.seeds
+    assert not set(main.seeds) & set(extra.seeds)
+    assert set(scored.methods) == {"cad_prune", "el2n_easy", "el2n_hard"}
     assert extra.methods == ("random",) and "mtt" in s.probes
-    assert "objectives" in s.describe().index
+    assert {"objectives", "chapter-2 methods"} <= set(s.describe().index)
+    # chapter 2's sets are the very runs its cad_vs_el2n grid trains (same keys: nothing trained twice)
+    ch2 = {c.key() for c in study("cad_vs_el2n", profile, ipcs=main.ipcs, seeds=main.seeds).configs()}
+    assert {c.key() for c in scored.configs()} <= ch2

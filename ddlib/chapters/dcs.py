@@ -17,15 +17,19 @@ from ddlib.run.study import Study, run_all
 
 @dataclass(frozen=True)
 class DCSStudy:
-    """The sets scored by the chapter: chapter 3's grid under hl at one budget, plus random subsets.
+    """The sets scored by the chapter: every hard-label set at chapter 3's IPCs and first budget that the
+    book trains anyway, plus random subsets.
 
     Attributes:
-        sets: the chapter-3 study (hl, its first budget) and the extra random-subset study.
+        sets: chapter 3's study (hl, its first budget), chapter 2's compute-aware and EL2N coresets
+            (``cad_vs_el2n``, the same IPCs, budget and seeds) and the extra random-subset study.  The
+            chapter-2 sets add methods to the ranking at no training cost (their runs are chapter 2's),
+            so it rests on more than a handful of methods.
         probes: ``"name"`` / ``"name:arch"`` objective strings.
         eval_seed: the seed every objective is evaluated with.
     """
 
-    sets: Tuple[Study, Study]
+    sets: Tuple[Study, Study, Study]
     probes: Tuple[str, ...]
     eval_seed: int = 0
 
@@ -33,24 +37,28 @@ class DCSStudy:
     def from_params(cls, profile: str = "default", dataset: str = "", objectives: Sequence[str] = (),
                     extra_seeds: Sequence[int] = (), eval_seed: int = 0, seeds: Sequence[int] = (),
                     ipcs: Sequence[int] = ()) -> "DCSStudy":
-        """Chapter 3's sets (``distilled_vs_coresets`` grid; ``seeds`` / ``ipcs``: other seeds / IPCs than its)
-        and the ``dcs`` grid's random subsets."""
+        """Chapter 3's sets (``distilled_vs_coresets`` grid; ``seeds`` / ``ipcs``: other seeds / IPCs than its),
+        chapter 2's ``cad_vs_el2n`` sets at the same IPCs, budget and seeds, and the ``dcs`` grid's random
+        subsets."""
         budgets = chapter_grid("distilled_vs_coresets", profile).get("budgets") or PROFILES.get(profile).budgets
         main = study("distilled_vs_coresets", profile, dataset=dataset, regimes=["hl"], budgets=budgets[:1],
                      seeds=seeds, ipcs=ipcs)
+        scored = study("cad_vs_el2n", profile, dataset=main.dataset, regimes=["hl"], budgets=main.budgets,
+                       seeds=main.seeds, ipcs=main.ipcs)
         g = chapter_grid("dcs", profile)
         extra = Study.from_params(profile=profile, dataset=main.dataset, methods=g["methods"], ipcs=main.ipcs,
                                   regimes=["hl"], budgets=main.budgets, seeds=extra_seeds or g["seeds"])
         probes = tuple(objectives or g["objectives"])
         for p in probes:
             Probe.parse(p)
-        return cls((main, extra), probes, int(eval_seed))
+        return cls((main, scored, extra), probes, int(eval_seed))
 
     def describe(self) -> pd.DataFrame:
-        main, extra = self.sets
+        main, scored, extra = self.sets
         d = {"profile": main.profile, "dataset": main.dataset, "regime": "hl", "budget": main.budgets[0],
              "ipcs": ", ".join(map(str, main.ipcs)), "chapter-3 methods": ", ".join(main.methods),
-             "chapter-3 seeds": ", ".join(map(str, main.seeds)),
+             "chapter-2 methods": ", ".join(m for m in scored.methods if m not in main.methods),
+             "chapter-2 and 3 seeds": ", ".join(map(str, main.seeds)),
              "extra random-subset seeds": ", ".join(map(str, extra.seeds)),
              "objectives": ", ".join(Probe.parse(p).label(PROFILES.get(main.profile)) for p in self.probes),
              "evaluation seed": self.eval_seed}

@@ -189,33 +189,25 @@ def map_threads(fn: Callable[[Any], Any], items: Sequence[Any], workers: Optiona
 
 
 def stream_threads(fn: Callable[[Any], Any], items: Sequence[Any],
-                   workers: Optional[int] = None) -> Iterator[Tuple[int, Any, int]]:
-    """``(index, fn(item), side_by_side)`` for every item, each as soon as it is done.
+                   workers: Optional[int] = None) -> Iterator[Tuple[int, Any]]:
+    """``(index, fn(item))`` for every item, each as soon as it is done.
 
     The items run on ``workers`` concurrent Python threads with one intra-op thread each
     (default: the intra-op thread count; restored after), taken in order as a thread
     frees up, so no item waits for a whole round of others (:func:`map_threads`' callers
-    wait for its slowest).  The last ``len(items) % workers`` items (the shortest, when
-    the caller orders longest first) run before the others, one at a time with every
-    intra-op thread: alone on one thread at the end they would leave the other cores
-    idle.  ``side_by_side`` is how many items ran concurrently, itself included (1 for those).
+    wait for its slowest).  Every item runs on one intra-op thread, however many items
+    there are: a fit's float rounding depends on its thread count, so a run must not
+    change with the runs that happen to be pending beside it.
 
     When an item raises, the items not yet started are cancelled, the running ones are
     still yielded as they end (their caller keeps what they computed), then the first
     exception is raised.
     """
     threads = torch.get_num_threads()
-    workers = max(1, min(workers or threads, len(items) or 1))
-    lone = len(items) % workers if workers > 1 else len(items)
-    for i in range(len(items) - lone, len(items)):
-        yield i, fn(items[i]), 1
-    rest = range(len(items) - lone)
-    if not rest:
-        return
     torch.set_num_threads(1)
-    ex = ThreadPoolExecutor(workers)
+    ex = ThreadPoolExecutor(max(1, min(workers or threads, len(items) or 1)))
     try:
-        futures = {ex.submit(fn, items[i]): i for i in rest}
+        futures = {ex.submit(fn, item): i for i, item in enumerate(items)}
         pending, error = set(futures), None
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -228,7 +220,7 @@ def stream_threads(fn: Callable[[Any], Any], items: Sequence[Any],
                         for g in pending:
                             g.cancel()
                     continue
-                yield futures[f], f.result(), workers
+                yield futures[f], f.result()
         if error is not None:
             raise error
     finally:

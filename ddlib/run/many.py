@@ -8,18 +8,19 @@ only the fits in between run side by side, with the engine's multi-model fits
 * on CPU (:data:`CPU_THREADS`) every missing run is prepared first (sets built,
   teachers trained, with every core), then the fits stream through concurrent
   single-threaded workers, longest budgets first
-  (:func:`ddlib.engine.batched.stream_threads`); each student is evaluated by its
-  worker and stored as soon as it is done, so an interrupted grid keeps every
-  finished run, and no worker waits for a round's slowest fit.  Under ``auto``,
+  (:func:`ddlib.engine.batched.stream_threads`, one intra-op thread each, as
+  many as the intra-op threads); each student is evaluated by its worker and
+  stored as soon as it is done, so an interrupted grid keeps every finished
+  run, and no worker waits for a round's slowest fit.  Under ``auto``,
   when the grid's sliced training work repays a compilation
   (:func:`ddlib.engine.fastpath.group_engine`), its fits share one compiled engine;
 * elsewhere, groups of >= 2 runs sharing every field but ``seed`` train as one
   :func:`ddlib.engine.batched.fit_many`.
 
 Each stored row means what it means for a one-by-one run, except
-``train_seconds``: on CPU the fit's wall time divided by the number of fits it
-ran side by side with (itself included), for ``fit_many`` the group's training
-wall time divided by its size.  Runs
+``train_seconds``: on CPU the fit's wall time divided by the number of workers
+(fits side by side), for ``fit_many`` the group's training wall time divided by
+its size.  Runs
 that cannot train together (regimes outside :data:`BATCHED_REGIMES`; learnt
 lr schedules, batch norm or different teachers for ``fit_many``) are left to
 the caller's one-by-one loop.
@@ -30,6 +31,7 @@ import dataclasses
 import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import torch
 from tqdm import tqdm
 
 from ddlib.core.config import RunConfig
@@ -117,8 +119,10 @@ def _train_threads(cfgs: Sequence[RunConfig], store: Store, quiet: bool, setting
     for p in plans:
         log.info("%s", p.describe())
     with store.worklog.work("train", runs=len(plans)), tqdm(total=len(plans), desc="train", disable=quiet) as bar:
-        for i, (res, acc), side_by_side in stream_threads(_fit_and_score, list(zip(plans, jobs))):
-            res = FitResult(res.steps, res.samples_seen, res.seconds / side_by_side, res.final_loss, res.engine)
+        workers = torch.get_num_threads()
+        for i, (res, acc) in stream_threads(_fit_and_score, list(zip(plans, jobs)), workers):
+            res = FitResult(res.steps, res.samples_seen, res.seconds / min(workers, len(plans)), res.final_loss,
+                            res.engine)
             runner.finish(plans[i], res, acc)
             bar.update()
     return len(plans)

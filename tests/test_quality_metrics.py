@@ -202,6 +202,12 @@ def test_spearman_ties_hand_computed():
     assert (rho, lo, hi) == spearman_ci([1, 2, 2, 3], [1, 3, 2, 4])  # fixed generator
 
 
+def test_spearman_interval_does_not_depend_on_the_order_of_the_pairs():
+    x, y = [0.3, 1.2, 0.7, 2.2, 1.9, 0.1, 1.5], [2.0, 1.0, 3.5, 0.5, 2.5, 1.5, 3.0]
+    perm = [4, 0, 6, 2, 5, 1, 3]
+    assert spearman_ci(x, y) == spearman_ci([x[i] for i in perm], [y[i] for i in perm])
+
+
 def test_spearman_degenerate():
     rho, lo, hi = spearman_ci([1, 2, 3], [4, 4, 4])
     assert math.isnan(rho) and math.isnan(lo) and math.isnan(hi)

@@ -111,3 +111,31 @@ def test_a_grid_worth_compiling_shares_one_compiled_engine(tmp_path, monkeypatch
     assert fp.group_engine("auto", 1.0) is not None and fp.group_engine("eager", 1e30) is None
     monkeypatch.setattr(fp, "COMPILE_MIN_TFLOP", 3.0)
     assert fp.group_engine("auto", 2.9e12) is None and fp.group_engine("auto", 3.0e12).mode == "compiled"
+
+
+def test_threads_store_rows_in_grid_order_whatever_order_the_fits_end(tmp_path, monkeypatch):
+    """The store gets the runs in the grid's order (analyses must not depend on which fit ended first),
+    and a failing fit leaves every run that ended stored."""
+    import time as _time
+    monkeypatch.setattr(ddlib.run.many, "CPU_THREADS", True)
+    monkeypatch.setattr(ddlib.run.many, "pick_device", lambda *a: torch.device("cpu"))
+    fake = ddlib.engine.train.FitResult(1, 1, 0.0, 0.0, "eager")
+
+    def fit_and_score(job):
+        seed = job[0].r.seed
+        _time.sleep(0.3 if seed == 0 else 0.0)  # the first run ends last
+        if seed == 3:
+            raise RuntimeError("boom")
+        return fake, (0.5, 0.5)
+
+    monkeypatch.setattr(ddlib.run.many, "_fit_and_score", fit_and_score)
+    stored = []
+    monkeypatch.setattr(ddlib.run.many.runner, "finish", lambda plan, res, acc=None: stored.append(plan.r.seed))
+    s = Study.from_params("smoke", methods=["random"], ipcs=[10], regimes=["hl"], budgets=[0.2], seeds=[0, 1, 2])
+    assert ddlib.run.many.run_many(s.configs(), Store(tmp_path / "h")) == 3
+    assert stored == [0, 1, 2]
+    stored.clear()
+    s4 = Study.from_params("smoke", methods=["random"], ipcs=[10], regimes=["hl"], budgets=[0.2], seeds=[0, 1, 2, 3])
+    with pytest.raises(RuntimeError, match="boom"):
+        ddlib.run.many.run_many(s4.configs(), Store(tmp_path / "h4"))
+    assert stored == [0, 1, 2]  # seed 0 was still running when seed 3 failed: it ends and is kept

@@ -404,8 +404,10 @@ def spearman_ci(x: Sequence[float], y: Sequence[float], *, n_boot: int = 2000, r
     of the ranks they span; Spearman 1904).  The bootstrap resamples the n
     (x, y) pairs — n condensed sets, tens in the DCS and quality chapters, not
     seeds — with replacement from ``np.random.default_rng(random_state)``
-    and re-ranks every resample.  A resample in which x or y is constant has
-    no defined rho: it is left out of the quantiles.  The resampling is
+    and re-ranks every resample; the pairs are put in one canonical order
+    (by x, then y) first, so the interval does not depend on the order the rows
+    came in (a store's rows come in the order the runs ended).  A resample in
+    which x or y is constant has no defined rho: it is left out of the quantiles.  The resampling is
     written here because ``scipy.stats.bootstrap`` takes the quantiles of
     every resample, so one constant resample makes its interval NaN.
 
@@ -418,6 +420,8 @@ def spearman_ci(x: Sequence[float], y: Sequence[float], *, n_boot: int = 2000, r
         raise ValueError("x and y must be 1-D and of the same length")
     if len(a) < 2:
         return float("nan"), float("nan"), float("nan")
+    order = np.lexsort((b, a))
+    a, b = a[order], b[order]
     rho = float(_spearman_rows(a[None], b[None])[0])
     rng = np.random.default_rng(random_state)
     idx = rng.integers(0, len(a), size=(n_boot, len(a)))

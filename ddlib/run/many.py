@@ -10,8 +10,10 @@ only the fits in between run side by side, with the engine's multi-model fits
   single-threaded workers, longest budgets first
   (:func:`ddlib.engine.batched.stream_threads`, one intra-op thread each, as
   many as the intra-op threads); each student is evaluated by its worker and
-  stored as soon as it is done, so an interrupted grid keeps every finished
-  run, and no worker waits for a round's slowest fit.  Under ``auto``,
+  stored as soon as it and every run before it in the grid's order are done
+  (the store's rows keep the grid's order, whatever order the fits end in), so
+  an interrupted grid keeps every finished run, and no worker waits for a
+  round's slowest fit.  Under ``auto``,
   when the grid's sliced training work repays a compilation
   (:func:`ddlib.engine.fastpath.group_engine`), its fits share one compiled engine;
 * elsewhere, groups of >= 2 runs sharing every field but ``seed`` train as one
@@ -118,13 +120,29 @@ def _train_threads(cfgs: Sequence[RunConfig], store: Store, quiet: bool, setting
             else p.fit_args for p in plans]
     for p in plans:
         log.info("%s", p.describe())
-    with store.worklog.work("train", runs=len(plans)), tqdm(total=len(plans), desc="train", disable=quiet) as bar:
-        workers = torch.get_num_threads()
-        for i, (res, acc) in stream_threads(_fit_and_score, list(zip(plans, jobs)), workers):
-            res = FitResult(res.steps, res.samples_seen, res.seconds / min(workers, len(plans)), res.final_loss,
-                            res.engine)
-            runner.finish(plans[i], res, acc)
+    workers = min(torch.get_num_threads(), len(plans))
+    done: Dict[int, tuple] = {}
+
+    def store_ended(upto: int) -> int:  # the ended runs before index ``upto``, in grid order; the next index
+        nonlocal ended
+        while ended < upto and ended in done:
+            res, acc = done.pop(ended)
+            runner.finish(plans[ended], FitResult(res.steps, res.samples_seen, res.seconds / workers,
+                                                  res.final_loss, res.engine), acc)
             bar.update()
+            ended += 1
+        return ended
+
+    ended = 0
+    with store.worklog.work("train", runs=len(plans)), tqdm(total=len(plans), desc="train", disable=quiet) as bar:
+        try:
+            for i, out in stream_threads(_fit_and_score, list(zip(plans, jobs)), workers):
+                done[i] = out
+                store_ended(len(plans))
+        finally:  # a failure: every run that ended is stored all the same
+            for i in sorted(done):
+                ended = i
+                store_ended(i + 1)
     return len(plans)
 
 

@@ -406,10 +406,10 @@ def spearman_ci(x: Sequence[float], y: Sequence[float], *, n_boot: int = 2000, r
     seeds — with replacement from ``np.random.default_rng(random_state)``
     and re-ranks every resample; the pairs are put in one canonical order
     (by x, then y) first, so the interval does not depend on the order the rows
-    came in (a store's rows come in the order the runs ended).  A resample in
-    which x or y is constant has no defined rho: it is left out of the quantiles.  The resampling is
-    written here because ``scipy.stats.bootstrap`` takes the quantiles of
-    every resample, so one constant resample makes its interval NaN.
+    came in.  A resample in which x or y is constant has no defined rho: it is
+    left out of the quantiles.  The resampling is written here because
+    ``scipy.stats.bootstrap`` takes the quantiles of every resample, so one
+    constant resample makes its interval NaN.
 
     Returns:
         (rho, low, high); rho is nan when x or y is constant (or n < 2), and

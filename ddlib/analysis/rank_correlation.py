@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats as sps
+from scipy import special as sc
 
 from ddlib.analysis.stats import CONFIDENCE, _spearman_rows
 
@@ -46,9 +46,9 @@ class RankCorrelation:
             return math.nan
         z = (_atanh(self.rho) - _atanh(r0)) / self.se
         if statement == "greater":
-            return float(sps.norm.sf(z))
+            return float(sc.ndtr(-z))
         if statement == "less":
-            return float(sps.norm.cdf(z))
+            return float(sc.ndtr(z))
         raise ValueError(f"unknown statement {statement!r}; use 'greater' or 'less'")
 
 
@@ -79,6 +79,6 @@ def spearman_fisher(x: Sequence[float], y: Sequence[float], confidence: float = 
     if n < FISHER_MIN_N or math.isnan(rho):
         return RankCorrelation(rho, math.nan, math.nan, n, math.nan)
     se = math.sqrt((1 + rho ** 2 / 2) / (n - 3))
-    h = float(sps.norm.ppf(0.5 + confidence / 2)) * se
+    h = float(sc.ndtri(0.5 + confidence / 2)) * se
     z = _atanh(rho)
     return RankCorrelation(rho, math.tanh(z - h), math.tanh(z + h), n, se)

@@ -33,8 +33,9 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
-from scipy.stats import rankdata
+# the t quantiles and tails from scipy.special, the functions scipy.stats' t calls (the same floats):
+# importing scipy.stats costs every notebook's kernel about half a second
+from scipy import special as sc
 
 CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
@@ -97,7 +98,7 @@ def _t_bounds(d: np.ndarray, confidence: float) -> Tuple[float, float]:
     se = float(d.std(ddof=1)) / math.sqrt(len(d))
     if se == 0.0:  # identical differences: t is infinite, the interval is the point
         return m, m
-    h = float(sps.t.ppf(0.5 + confidence / 2, len(d) - 1)) * se
+    h = float(sc.stdtrit(len(d) - 1, 0.5 + confidence / 2)) * se
     return m - h, m + h
 
 
@@ -112,8 +113,8 @@ def interval_power(n: int, effect_sd: float = 1.0, confidence: float = CONFIDENC
     ``effect_sd`` standard deviations of the per-seed differences (Student's power, from the
     noncentral t with ``n - 1`` degrees of freedom and noncentrality ``effect_sd * sqrt(n)``)."""
     df, ncp = n - 1, effect_sd * math.sqrt(n)
-    tc = sps.t.ppf(1 - (1 - confidence) / 2, df)
-    return float(1 - sps.nct.cdf(tc, df, ncp) + sps.nct.cdf(-tc, df, ncp))
+    tc = sc.stdtrit(df, 1 - (1 - confidence) / 2)
+    return float(1 - sc.nctdtr(df, ncp, tc) + sc.nctdtr(df, ncp, -tc))
 
 
 def paired_interval(x: Sequence[float], y: Optional[Sequence[float]] = None, confidence: float = CONFIDENCE,
@@ -146,7 +147,9 @@ def paired_interval(x: Sequence[float], y: Optional[Sequence[float]] = None, con
     elif method == "bca":
         if n < BCA_MIN_N:
             raise ValueError(f"a BCa interval needs at least {BCA_MIN_N} pairs; got {n} (use method='t')")
-        res = sps.bootstrap((d,), np.mean, confidence_level=confidence, method="BCa", n_resamples=9999,
+        from scipy.stats import bootstrap
+
+        res = bootstrap((d,), np.mean, confidence_level=confidence, method="BCa", n_resamples=9999,
                             random_state=np.random.default_rng(random_state))
         lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
     else:
@@ -170,8 +173,8 @@ def welch(x: Sequence[float], y: Sequence[float], confidence: float = CONFIDENCE
     va, vb = float(a.var(ddof=1)) / len(a), float(b.var(ddof=1)) / len(b)
     se = math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    half = float(sps.t.ppf(1 - (1 - confidence) / 2, df)) * se
-    p = float(2 * sps.t.sf(abs(m) / se, df))
+    half = float(sc.stdtrit(df, 1 - (1 - confidence) / 2)) * se
+    p = float(2 * sc.stdtr(df, -abs(m) / se))
     return Interval(m, m - half, m + half, len(a) + len(b), confidence, "welch"), p
 
 
@@ -186,10 +189,10 @@ def _t_p(d: np.ndarray, popmean: float, alternative: str) -> float:
     t = (float(d.mean()) - popmean) / (float(d.std(ddof=1)) / math.sqrt(len(d)))
     df = len(d) - 1
     if alternative == "greater":
-        return float(sps.t.sf(t, df))
+        return float(sc.stdtr(df, -t))
     if alternative == "less":
-        return float(sps.t.cdf(t, df))
-    return float(2 * sps.t.sf(abs(t), df))
+        return float(sc.stdtr(df, t))
+    return float(2 * sc.stdtr(df, -abs(t)))
 
 
 def p_value(d: Sequence[float], statement: str, margin: float = MARGIN) -> float:
@@ -387,6 +390,8 @@ def mean_std_cell(mean: float, std: float, n: Optional[int] = None) -> str:
 
 def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Spearman rho of each row pair of (B, n) arrays; nan where a row's ranks are constant."""
+    from scipy.stats import rankdata
+
     rx, ry = rankdata(x, axis=-1), rankdata(y, axis=-1)  # average ranks for ties
     rx = rx - rx.mean(axis=-1, keepdims=True)
     ry = ry - ry.mean(axis=-1, keepdims=True)

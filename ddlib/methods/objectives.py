@@ -243,24 +243,27 @@ def mtt_objective(train, images, labels, *, seed: int, ctx: Context, arch: str =
     device = train.train_x.device
     net = cache.get(("mtt-net", arch, _data_key(train)), lambda: _net(arch, train, 0).train())
     x, y = images.to(device), hard_labels(labels).to(device)
-    best = float("inf")
-    for lr in (lrs or [EXPERT_LR * f for f in MTT_LR_FACTORS]):
-        total = 0.0
-        for j in order:
-            e, t = pairs[j]
-            start, target = trajs[e, t].to(device), trajs[e, t + m_ep].to(device)
-            g_aug = generator(seed, f"dcs-mtt-aug-{e}-{t}")
-            theta = start.clone()
-            for _ in range(d["syn_steps"]):
-                xb = aug.augment(x, strategy, g_aug) if strategy else x
-                with torch.enable_grad():
-                    th = theta.requires_grad_(True)
-                    ce = F.cross_entropy(functional_call(net, unflatten(net, th), (xb,)), y)
-                    grad = torch.autograd.grad(ce, th)[0]
-                theta = (theta - lr * grad).detach()
-            total += float(trajectory_loss(theta, start, target))
-        best = min(best, total / len(order))
-    return best
+    lrs = list(lrs or [EXPERT_LR * f for f in MTT_LR_FACTORS])
+
+    def grad_at(theta: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            th = theta.detach().requires_grad_(True)
+            return torch.autograd.grad(F.cross_entropy(functional_call(net, unflatten(net, th), (xb,)), y), th)[0]
+
+    totals = [0.0] * len(lrs)
+    for j in order:
+        e, t = pairs[j]
+        start, target = trajs[e, t].to(device), trajs[e, t + m_ep].to(device)
+        g_aug = generator(seed, f"dcs-mtt-aug-{e}-{t}")
+        thetas = [start] * len(lrs)
+        for s in range(d["syn_steps"]):
+            # every alpha sees the same views; the first step is taken from the same start by all of them
+            xb = aug.augment(x, strategy, g_aug) if strategy else x
+            grads = [grad_at(start, xb)] * len(lrs) if s == 0 else [grad_at(th, xb) for th in thetas]
+            thetas = [(th - lr * gr).detach() for th, lr, gr in zip(thetas, lrs, grads)]
+        for i, th in enumerate(thetas):
+            totals[i] += float(trajectory_loss(th, start, target))
+    return min([float("inf")] + [total / len(order) for total in totals])  # a NaN alpha is never the best
 
 
 @register("sre2l")

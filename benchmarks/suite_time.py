@@ -75,8 +75,11 @@ def main(argv=None) -> int:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
         print(f"suite_time: {commit} cloned to {clone}; make setup ...", flush=True)
         t0 = time.perf_counter()
-        subprocess.run(["make", "setup"], cwd=clone, env=env, check=True, stdout=subprocess.DEVNULL)
+        setup = subprocess.run(["make", "setup"], cwd=clone, env=env, capture_output=True, text=True)
         setup_s = time.perf_counter() - t0
+        if setup.returncode != 0:
+            print(setup.stdout[-3000:] + setup.stderr[-3000:], file=sys.stderr)
+            return 1
         python = str(clone / ".venv" / "bin" / "python")
         before = gemm(python, clone)
         report = Path(tmp) / "suite.xml"

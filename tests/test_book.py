@@ -1,23 +1,27 @@
 """End to end on the smoke profile: papermill -> nbval -> jupyter-book -> Chromium.
 
 One module-scoped build in a temporary copy of the book sources (so the
-repository's own ``book/`` and ``_build/`` are untouched), then:
+repository's own ``book/`` and ``_build/`` are untouched), and:
 
-* nbval re-executes the executed notebook against a *fresh* results store and
+* nbval re-executes each executed notebook against a *fresh* results store and
   compares every ``# NBVAL_CHECK_OUTPUT`` cell: the numbers, tables and SVG
-  charts must come out identical when recomputed from scratch (determinism);
+  charts must come out identical when recomputed from scratch (determinism).
+  It runs beside the build, one notebook behind it, each process on one thread;
 * headless Chromium, with networking disabled, loads the built page and every
   chart must be present as drawn SVG; a screenshot of every page of the book
   goes to ``test-artifacts/`` (for a person to look at, page by page).
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pytest
@@ -30,15 +34,47 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 CHARTLESS_UNTIL_RUN = {"11_deviations": "benchmarks/results/reproduce.json"}
 
 
+# Both executions of the book (the build and nbval's recomputation) run at once, each process on one
+# thread: two processes of two OpenMP threads each on two cores slowed a chapter eightfold, while one
+# thread each keeps both cores busy (a student fit already trains on one thread: the rows are the same)
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def _env(home: Path) -> dict:
-    env = dict(os.environ)
+    env = {**os.environ, **ONE_THREAD}
     env["DDLIB_HOME"] = str(home)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
 
 
+def _executed(status_file: Path) -> set:
+    """The notebooks the build has finished, from its execution-status file (rewritten after each)."""
+    try:
+        return set(json.loads(status_file.read_text()))
+    except (OSError, ValueError):  # not written yet, or caught mid-write
+        return set()
+
+
+def _nbval(notebook: Path, home: Path, work: Path) -> dict:
+    """nbval on one executed notebook in the store ``home``: its return code, output and passed cells."""
+    import xml.etree.ElementTree as ET
+
+    report = work / f"{notebook.stem}.xml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
+         "--nbval-cell-timeout=900", f"--junitxml={report}", str(notebook)],
+        cwd=work, env=_env(home), capture_output=True, text=True, timeout=1500)
+    cases = ET.parse(report).getroot().iter("testcase") if report.exists() else []
+    return {"rc": proc.returncode, "out": proc.stdout[-5000:],
+            "passed": sum(1 for case in cases if not list(case))}  # no failure, error or skipped child
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
+    """The smoke book built in a copy of the sources, and nbval's recomputation of every notebook.
+
+    nbval re-executes notebook k in its own fresh store while the build executes notebook k+1:
+    the notebooks in the book's order (later chapters reuse the store's runs, as in the book)."""
     root = tmp_path_factory.mktemp("bookroot")
     for f in ("_config.yml", "_toc.yml"):
         shutil.copy(REPO / f, root / f)
@@ -47,11 +83,25 @@ def built(tmp_path_factory):
     for md in (REPO / "book").glob("*.md"):
         if md.name != "execution_status.md":
             shutil.copy(md, root / "book" / md.name)
-    home = tmp_path_factory.mktemp("home_first")
-    proc = subprocess.run([sys.executable, "-m", "ddlib", "book", "--profile", "smoke", "--quiet"],
-                          cwd=root, env=_env(home), capture_output=True, text=True, timeout=1500)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return root
+    home, fresh, work = (tmp_path_factory.mktemp(n) for n in ("home_first", "home_fresh", "nbval"))
+    log = root / "build.log"
+    with open(log, "w") as out:
+        build = subprocess.Popen([sys.executable, "-m", "ddlib", "book", "--profile", "smoke", "--quiet"],
+                                 cwd=root, env=_env(home), stdout=out, stderr=subprocess.STDOUT)
+    nbval, deadline = {}, time.monotonic() + 1500
+    try:
+        for path in NOTEBOOKS:
+            while path.stem not in _executed(root / "book" / ".execution_status.json"):
+                assert build.poll() is None, log.read_text()[-6000:]
+                assert time.monotonic() < deadline, f"the build did not finish {path.name} in time"
+                time.sleep(0.2)
+            nbval[path.name] = _nbval(root / "book" / path.name, fresh, work)
+        assert build.wait(timeout=max(1.0, deadline - time.monotonic())) == 0, log.read_text()[-6000:]
+    finally:
+        if build.poll() is None:
+            build.kill()
+            build.wait()
+    return SimpleNamespace(root=root, nbval=nbval)
 
 
 def test_notebook_sources_have_no_outputs_and_a_parameters_cell():
@@ -76,35 +126,21 @@ def test_every_notebook_cell_has_an_id():
 
 def test_executed_copies_and_status_page(built):
     for path in NOTEBOOKS:
-        nb = nbformat.read(built / "book" / path.name, as_version=4)
+        nb = nbformat.read(built.root / "book" / path.name, as_version=4)
         assert nb.metadata["papermill"]["parameters"]["profile"] == "smoke"
         checked = [c for c in nb.cells if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source]
         assert checked and all(c.outputs for c in checked), "checked cells must have outputs"
-    status = (built / "book" / "execution_status.md").read_text()
+    status = (built.root / "book" / "execution_status.md").read_text()
     for path in NOTEBOOKS:
         assert path.stem in status and "| smoke |" in status
 
 
-def test_nbval_recomputes_identical_outputs(built, tmp_path):
-    """Re-run every notebook in a fresh store: the checked outputs must match exactly.
-
-    One pytest process for all the notebooks, in the book's order (later chapters reuse the
-    fresh store's runs as the book does); its JUnit report gives each notebook's passes."""
-    import xml.etree.ElementTree as ET
-
-    report = tmp_path / "nbval.xml"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-         "--nbval-current-env", "--nbval-cell-timeout=900", f"--junitxml={report}",
-         *[str(built / "book" / path.name) for path in NOTEBOOKS]],
-        cwd=tmp_path, env=_env(tmp_path / "fresh_home"), capture_output=True, text=True, timeout=3000)
-    assert proc.returncode == 0, proc.stdout[-5000:]
-    passed = {path.name: 0 for path in NOTEBOOKS}
-    for case in ET.parse(report).getroot().iter("testcase"):
-        notebook = ".".join(case.get("classname", "").split(".")[-2:])  # "<dirs>.<stem>.ipynb"
-        if notebook in passed and not list(case):  # no failure, error or skipped child
-            passed[notebook] += 1
-    assert all(n >= 3 for n in passed.values()), passed
+def test_nbval_recomputes_identical_outputs(built):
+    """Every notebook re-run in a fresh store (nbval, in the fixture): the checked outputs must match exactly."""
+    failed = {name: r["out"] for name, r in built.nbval.items() if r["rc"] != 0}
+    assert not failed, failed
+    passed = {name: r["passed"] for name, r in built.nbval.items()}
+    assert set(passed) == {p.name for p in NOTEBOOKS} and all(n >= 3 for n in passed.values()), passed
 
 
 def _chromium() -> str:
@@ -159,18 +195,18 @@ def test_book_pages_draw_every_chart_offline(built, tmp_path):
     The screenshot is taken with networking disabled; for every chart, one of
     the saturated colours its SVG draws with must appear in it.
     """
-    html_dir = built / "_build" / "html"
+    html_dir = built.root / "_build" / "html"
     ARTIFACTS.mkdir(exist_ok=True)
     with Browser(_chromium(), tmp_path / "chrome-profile") as browser:
-        _check_pages(built, browser)
+        _check_pages(built.root, browser)
     assert {p.stem for p in ARTIFACTS.glob("*.png")} >= {p.stem for p in (html_dir / "book").glob("*.html")}
 
 
-def _check_pages(built: Path, browser) -> None:
+def _check_pages(root: Path, browser) -> None:
     """Every chart of every notebook's page drawn and painted; every page kept as a screenshot."""
-    html_dir = built / "_build" / "html"
+    html_dir = root / "_build" / "html"
     for path in NOTEBOOKS:
-        nb = nbformat.read(built / "book" / path.name, as_version=4)
+        nb = nbformat.read(root / "book" / path.name, as_version=4)
         charts = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.outputs
                      if "image/svg+xml" in o.get("data", {}))
         page = html_dir / "book" / f"{path.stem}.html"

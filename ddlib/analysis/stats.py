@@ -34,7 +34,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 # the t quantiles and tails from scipy.special, the functions scipy.stats' t calls (the same floats):
-# importing scipy.stats costs every notebook's kernel about half a second
+# importing scipy.stats cost every notebook's kernel about 0.9 s (4.0 -> 3.1 s to import the chapters)
 from scipy import special as sc
 
 CONFIDENCE = 0.95
@@ -150,7 +150,7 @@ def paired_interval(x: Sequence[float], y: Optional[Sequence[float]] = None, con
         from scipy.stats import bootstrap
 
         res = bootstrap((d,), np.mean, confidence_level=confidence, method="BCa", n_resamples=9999,
-                            random_state=np.random.default_rng(random_state))
+                        random_state=np.random.default_rng(random_state))
         lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
     else:
         raise ValueError(f"unknown interval method {method!r}; use 't' or 'bca'")

@@ -36,7 +36,7 @@ CHARTLESS_UNTIL_RUN = {"11_deviations": "benchmarks/results/reproduce.json"}
 
 # Both executions of the book (the build and nbval's recomputation) run at once, each process on one
 # thread: two processes of two OpenMP threads each on two cores slowed a chapter eightfold, while one
-# thread each keeps both cores busy (a student fit already trains on one thread: the rows are the same)
+# thread each keeps both cores busy; both executions have the same thread count, so they compare alike
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 OFFLINE = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>")
+LOADED = ("new Promise(done => { const fonts = () => document.fonts.ready.then(() => done(1)); "
+          "document.readyState === 'complete' ? fonts() : addEventListener('load', fonts); })")
 MAX_HEIGHT = 30000  # px: a screenshot taller than this is cut (none of the book's pages is)
 
 
@@ -48,7 +50,6 @@ class Browser:
         self._w, self._r = to_w, from_r
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        self.call("Page.enable", session=True)
 
     def close(self) -> None:
         try:
@@ -82,23 +83,20 @@ class Browser:
         raw, self._buf = self._buf.split(b"\0", 1)
         return json.loads(raw)
 
-    def call(self, method: str, session: bool = False, wait_for: str = "", **params) -> dict:
-        """Send one command and return its result; with ``wait_for``, also wait for that event."""
+    def call(self, method: str, session: bool = False, **params) -> dict:
+        """Send one command and return its result (events arriving meanwhile are passed over)."""
         self._id += 1
         msg = {"id": self._id, "method": method, "params": params}
         if session:
             msg["sessionId"] = self.session
         os.write(self._w, json.dumps(msg).encode() + b"\0")
-        deadline, result, seen = time.monotonic() + self.timeout, None, not wait_for
-        while result is None or not seen:
+        deadline = time.monotonic() + self.timeout
+        while True:
             m = self._message(deadline)
             if m.get("id") == self._id:
                 if "error" in m:
                     raise RuntimeError(f"{method}: {m['error']}")
-                result = m.get("result", {})
-            elif wait_for and m.get("method") == wait_for:
-                seen = True
-        return result
+                return m.get("result", {})
 
     def screenshot(self, url: str, out: Path, width: int = 1280) -> Path:
         """A PNG of the whole page at ``url`` (``width`` px wide, as tall as the page) written to ``out``."""
@@ -107,9 +105,10 @@ class Browser:
                       deviceScaleFactor=1, mobile=False)
 
         size(800)
-        self.call("Page.navigate", session=True, wait_for="Page.loadEventFired", url=url)
-        self.call("Runtime.evaluate", session=True, expression="document.fonts.ready.then(() => 1)",
-                  awaitPromise=True)
+        # Page.navigate answers once the new document is committed; this promise, evaluated in it, then
+        # settles after its load event (images: the charts) and its fonts, never on a stale event
+        self.call("Page.navigate", session=True, url=url)
+        self.call("Runtime.evaluate", session=True, awaitPromise=True, expression=LOADED)
         height = self.call("Runtime.evaluate", session=True, returnByValue=True,
                            expression="document.documentElement.scrollHeight")["result"]["value"]
         size(min(int(height), MAX_HEIGHT))

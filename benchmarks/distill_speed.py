@@ -22,7 +22,9 @@ settings against loops written the way the reference code writes them,
 interleaved in one process (:mod:`distill_reference`), and writes
 ``benchmarks/results/distill_speed_reference.json``: per method
 ``seconds_per_iter``, ``reference_seconds_per_iter``, ``ratio_vs_reference``
-(reference / ddlib: above 1, ddlib is faster) and ``gemm_fraction``.
+(reference / ddlib: above 1, ddlib is faster), the same three with glibc's heap
+reuse (``heap_seconds_per_iter``, ``reference_heap_seconds_per_iter``,
+``ratio_vs_reference_heap``) and ``gemm_fraction``.
 
 Writes ``benchmarks/results/distill_speed.json``: per method
 ``{seconds_per_iter, cpu_seconds_per_iter, iters, peak_mem_mb, fwd, bwd}``, plus ``device``, ``torch``,

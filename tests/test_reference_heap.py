@@ -11,7 +11,8 @@ spec = importlib.util.spec_from_file_location("distill_reference", REPO / "bench
 dr = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(dr)
 LIBC = dr.glibc()
-pytestmark = pytest.mark.skipif(LIBC is None, reason="heap_reuse acts on glibc's malloc only")
+pytestmark = pytest.mark.skipif(LIBC is None or not hasattr(LIBC, "mallinfo2"),
+                                reason="heap_reuse acts on glibc's malloc only; mallinfo2 needs glibc 2.33")
 
 
 class _Mallinfo2(ctypes.Structure):

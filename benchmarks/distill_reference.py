@@ -29,7 +29,9 @@ Timed units (one "iteration" in the JSON):
   each).  The teacher is a randomly initialised ConvNet-3-128-BN with running
   statistics from 512 real images, given as a teacher checkpoint.
 
-Each round then times both again under :func:`heap_reuse` (glibc only):
+Each round also times both under :func:`heap_reuse` (glibc only), odd rounds in
+reverse order (ddlib, reference, ddlib on the heap, reference on the heap; then
+back):
 ``heap_seconds_per_iter``, ``reference_heap_seconds_per_iter`` and
 ``ratio_vs_reference_heap``.  glibc maps every block above 32 MiB afresh and the
 kernel zeroes its pages on first touch; the eager reference allocates more such
@@ -40,8 +42,7 @@ stays the headline: the reference code runs on glibc's defaults, as does ddlib.
 ddlib runs with ``engine="compiled"`` (what ``auto`` picks for a paper-length
 run; the short timed calls would otherwise stay eager); its first call per
 method is an untimed warm-up that compiles (DC/DSA: one outer step, SRe2L: one
-step).  Order: ddlib, reference, ddlib,
-reference, ... so load from other jobs hits both alike.
+step).
 
 The fp32 GEMM rate (2048 x 2048 products, median of 5, measured before and
 after) gives ``gemm_fraction``: the nominal FLOPs of ddlib's unit (forward F
@@ -364,7 +365,9 @@ def run(split, prof, rounds: int = 2, methods=("dm", "dc", "dsa", "mtt", "sre2l"
                 timed = [(ours, t_d), (lambda: ref(r + 1), t_r)]
                 if libc is not None:
                     timed += [(lambda: on_heap(ours), t_dh), (lambda: on_heap(lambda: ref(r + 1)), t_rh)]
-                for fn, acc in timed:
+                # odd rounds in reverse (ABBA): a drift of the machine's speed across a round (one of a
+                # few minutes was seen here) then hits every arm alike over each pair of rounds
+                for fn, acc in (timed[::-1] if r % 2 else timed):
                     t0 = time.perf_counter()
                     fn()
                     acc.append((time.perf_counter() - t0) / units)

@@ -29,15 +29,16 @@ Timed units (one "iteration" in the JSON):
   each).  The teacher is a randomly initialised ConvNet-3-128-BN with running
   statistics from 512 real images, given as a teacher checkpoint.
 
-Each round also times both under :func:`heap_reuse` (glibc only), odd rounds in
-reverse order (ddlib, reference, ddlib on the heap, reference on the heap; then
-back):
+Each round also times both under :func:`heap_reuse` (glibc only):
 ``heap_seconds_per_iter``, ``reference_heap_seconds_per_iter`` and
-``ratio_vs_reference_heap``.  glibc maps every block above 32 MiB afresh and the
-kernel zeroes its pages on first touch; the eager reference allocates more such
-blocks per step than ddlib's fused steps, so part of ``ratio_vs_reference`` can be
-that allocator cost, and the heap ratio shows how much.  ``ratio_vs_reference``
-stays the headline: the reference code runs on glibc's defaults, as does ddlib.
+``ratio_vs_reference_heap``.  A round runs ddlib, reference, ddlib on the heap,
+reference on the heap; odd rounds run them in reverse, so a drift of the
+machine's speed across a round hits every arm alike over a pair of rounds.
+glibc maps every block above 32 MiB afresh and the kernel zeroes its pages on
+first touch; the eager reference allocates more such blocks per step than
+ddlib's fused steps, so part of ``ratio_vs_reference`` can be that allocator
+cost, and the heap ratio shows how much.  ``ratio_vs_reference`` stays the
+headline: the reference code runs on glibc's defaults, as does ddlib.
 
 ddlib runs with ``engine="compiled"`` (what ``auto`` picks for a paper-length
 run; the short timed calls would otherwise stay eager); its first call per

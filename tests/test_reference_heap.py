@@ -20,20 +20,23 @@ class _Mallinfo2(ctypes.Structure):
                                                "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
+def _mallinfo() -> _Mallinfo2:
+    LIBC.mallinfo2.restype = _Mallinfo2
+    return LIBC.mallinfo2()
+
+
 def _new_mapped_blocks(nbytes: int = 64 << 20) -> int:
     """mmapped blocks (glibc's mallinfo2 ``hblks``) a live tensor of ``nbytes`` adds (never touched: no pages)."""
-    LIBC.mallinfo2.restype = _Mallinfo2
-    before = LIBC.mallinfo2().hblks
+    before = _mallinfo().hblks
     t = torch.empty(nbytes // 4)
-    after = LIBC.mallinfo2().hblks
+    after = _mallinfo().hblks
     del t
     return after - before
 
 
 def _beyond_the_heap() -> int:
     """A size no free heap chunk can serve (the main arena's whole size + 64 MiB): glibc maps it when it may."""
-    LIBC.mallinfo2.restype = _Mallinfo2
-    return LIBC.mallinfo2().arena + (64 << 20)
+    return _mallinfo().arena + (64 << 20)
 
 
 def test_heap_reuse_keeps_large_blocks_off_mmap_and_is_undone():
